@@ -1,0 +1,272 @@
+"""Build a new index version from clip files and switch ``current`` to it once it is complete and verified.
+
+Nothing is written before every input has parsed; a failed build leaves the index as it was.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from clipsearch import __version__
+from clipsearch.clips import Clip
+from clipsearch.corpus import read_clips
+from clipsearch.embedding_cache import EmbeddingCache
+from clipsearch.encoder import Encoder
+from clipsearch.errors import ClipsearchError, IndexBusy
+from clipsearch.index import (
+    BM25_DIR, CLIPS, CURRENT, FORMAT_VERSION, MANIFEST, METRIC, SPAN_FILES, VECTOR_FILES, VERSIONS, ClipIndex,
+    sha256_file,
+)
+from clipsearch.lexical import BM25Index
+from clipsearch.passages import passages, sentences
+from clipsearch.ranking import Fusion
+
+#: progress(done, total) while encoding.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildResult:
+    """What a build produced."""
+
+    index: ClipIndex
+    clips: int
+    vectors: int
+    encoded: int
+    cached: int
+    seconds: float
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips / self.seconds if self.seconds else float("inf")
+
+
+def build_index(
+    sources: Iterable[str | Path],
+    out: str | Path,
+    *,
+    model: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    keep_versions: int = 3,
+    batch_size: int = 32,
+    fusion: Fusion | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
+
+    Args:
+        sources: clip files (.jsonl, .json, .csv, .txt pages).
+        out: the index directory (a stable name; versions live under it).
+        model: a sentence-transformers model name or path; default the packaged all-MiniLM-L6-v2.
+        cache_dir: where embeddings are cached across builds; default ``out/cache``.
+        keep_versions: versions kept after the switch (the new one included), for rollback.
+        fusion: ranking weights recorded in the manifest; default the shipped ones.
+        progress: called with (done, total) while encoding.
+
+    Raises:
+        CorpusError: an input is malformed (nothing is written).
+        IndexBusy: another build of ``out`` is running.
+    """
+    began = time.perf_counter()
+    sources = [Path(s) for s in sources]
+    clips = read_clips(sources)
+    out = Path(out)
+    _check_writable_index_dir(out)
+    encoder = Encoder.load(model)
+    out.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out):
+        cache = EmbeddingCache(Path(cache_dir or out / "cache") / "embeddings.sqlite")
+        try:
+            vectors, encoded, cached = _embed(encoder, clips, cache, batch_size, progress)
+        finally:
+            cache.close()
+        model_name, model_source = _portable_model(encoder, out)
+        version = _write_version(out, clips, vectors, sources, encoder, model_name, model_source, fusion or Fusion())
+        index = ClipIndex.load_version(out, version)
+        switch_current(out, version.name)
+        prune_versions(out, keep_versions)
+    total = sum(len(rows) for _, rows in vectors.values())
+    return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began)
+
+
+def switch_current(root: Path, version: str) -> None:
+    """Point ``root/current`` at ``versions/<version>`` in one atomic rename (relative, so the directory can move)."""
+    temp = root / f".{CURRENT}.{secrets.token_hex(4)}"
+    os.symlink(f"{VERSIONS}/{version}", temp)
+    os.replace(temp, root / CURRENT)
+
+
+def prune_versions(root: Path, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions, never the current one. Returns the removed ids."""
+    current = os.path.basename(os.readlink(root / CURRENT))
+    versions = sorted(p.name for p in (root / VERSIONS).iterdir() if p.is_dir() and not p.name.startswith("."))
+    doomed = [v for v in versions[: max(0, len(versions) - max(keep, 1))] if v != current]
+    for name in doomed:
+        shutil.rmtree(root / VERSIONS / name, ignore_errors=True)
+    return doomed
+
+
+def _check_writable_index_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ClipsearchError(f"{out} is a file, expected an index directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / VERSIONS).is_dir():
+        raise ClipsearchError(
+            f"{out} is not empty and is not a clipsearch index (no {VERSIONS}/); refusing to write into it"
+        )
+
+
+@contextmanager
+def _build_lock(out: Path):
+    with open(out / ".build.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexBusy(f"another build of {out} is running") from None
+        yield
+
+
+def _pieces(clips: list[Clip]) -> dict[str, list[tuple[int, int, int, str]]]:
+    """Every text to embed, by kind: (clip row, char_start, char_end, text)."""
+    pieces: dict[str, list] = {"question": [], "answer": [], "sentence": [], "passage": []}
+    for row, clip in enumerate(clips):
+        if clip.question.strip():
+            pieces["question"].append((row, 0, len(clip.question), clip.question))
+        pieces["answer"].append((row, 0, len(clip.answer), clip.answer))
+        for kind, cut in (("sentence", sentences), ("passage", passages)):
+            pieces[kind].extend((row, span.char_start, span.char_end, span.text) for span in cut(clip.answer))
+    return pieces
+
+
+def _embed(
+    encoder: Encoder, clips: list[Clip], cache: EmbeddingCache, batch_size: int, progress: Progress | None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int, int]:
+    """Vectors of every piece as {kind: (matrix, table of (clip row, char_start, char_end))}, plus counts of texts
+    encoded and taken from the cache. Each distinct text is encoded once, and only when the cache lacks it."""
+    pieces = _pieces(clips)
+    unique = sorted({text for items in pieces.values() for *_, text in items})
+    known = cache.get_many(encoder.fingerprint, unique, encoder.dim)
+    by_text = {unique[i]: v for i, v in known.items()}
+    # Longest first: batches of similar length waste less padding.
+    missing = sorted((text for i, text in enumerate(unique) if i not in known), key=len, reverse=True)
+    done, chunk = 0, max(batch_size * 8, 1)
+    if progress:
+        progress(0, len(missing))
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        fresh = encoder.encode(part, batch_size=batch_size)
+        cache.put_many(encoder.fingerprint, part, fresh)
+        by_text.update(zip(part, fresh))
+        done += len(part)
+        if progress:
+            progress(done, len(missing))
+    vectors = {}
+    for kind, items in pieces.items():
+        matrix = np.zeros((len(items), encoder.dim), dtype=np.float32)
+        for i, (*_, text) in enumerate(items):
+            matrix[i] = by_text[text]
+        table = np.array([item[:3] for item in items], dtype=np.int64).reshape(len(items), 3)
+        vectors[kind] = (matrix, table)
+    return vectors, len(missing), len(known)
+
+
+def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
+    """How the manifest names the model: the packaged default and hub names by name, a local directory copied into
+    ``out/models/`` and named relative to ``out`` so the index stays valid when moved."""
+    ref = encoder.ref
+    if ref.kind != "path":
+        return ref.name, ref.kind
+    relative = f"models/{encoder.fingerprint[:16]}"
+    target = out / relative
+    if not target.exists():
+        temp = out / f"models/.tmp-{secrets.token_hex(4)}"
+        shutil.copytree(ref.path, temp)
+        os.replace(temp, target)
+    return relative, "index"
+
+
+def _write_version(out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion) -> Path:
+    versions = out / VERSIONS
+    versions.mkdir(exist_ok=True)
+    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    temp = versions / f".tmp-{version}"
+    temp.mkdir()
+    try:
+        with open(temp / CLIPS, "w", encoding="utf-8") as handle:
+            for clip in clips:
+                handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
+        counts = {}
+        for kind, (matrix, table) in vectors.items():
+            if kind in VECTOR_FILES:
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
+                if len(table):
+                    index.add_with_ids(matrix, table[:, 0])
+                faiss.write_index(index, str(temp / VECTOR_FILES[kind]))
+            else:
+                index_name, table_name = SPAN_FILES[kind]
+                index = faiss.IndexFlatIP(encoder.dim)
+                index.add(matrix)
+                faiss.write_index(index, str(temp / index_name))
+                np.save(temp / table_name, table)
+            counts[kind] = int(index.ntotal)
+        BM25Index.build(clips).save(temp / BM25_DIR)
+        files = {
+            file.relative_to(temp).as_posix(): {"bytes": file.stat().st_size, "sha256": sha256_file(file)}
+            for file in sorted(temp.rglob("*"))
+            if file.is_file()
+        }
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": version,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "clipsearch_version": __version__,
+            "model": model_name,
+            "model_source": model_source,
+            "model_fingerprint": encoder.fingerprint,
+            "dim": encoder.dim,
+            "metric": METRIC,
+            "index_type": "flat",
+            "clips": len(clips),
+            "vectors": sum(counts.values()),
+            "vectors_by_field": counts,
+            "ranking": fusion.to_dict(),
+            "inputs": [{"name": s.name, "sha256": sha256_file(s)} for s in sources],
+            "inputs_sha256": _inputs_digest(sources),
+            "files": files,
+        }
+        (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _fsync_dir(temp)
+        final = versions / version
+        os.replace(temp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def _inputs_digest(sources: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(bytes.fromhex(sha256_file(source)))
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush the version's files to disk before it can become current."""
+    for file in path.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
