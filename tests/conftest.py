@@ -1,0 +1,128 @@
+"""Shared fixtures: the real packaged model (loaded once), real indexes built in tmp dirs, a live uvicorn server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clipsearch.build import build_index
+from clipsearch.encoder import Encoder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEED_PAGE = SHARED / "seeds" / "000_54ed5500dd6f44a6.txt"
+TUTORIALVQA = SHARED / "data" / "tutorialvqa"
+EXAMPLES = REPO / "examples"
+EXAMPLE_CORPUS = [EXAMPLES / "clips.jsonl", EXAMPLES / "page.txt"]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch):
+    """No test sees the developer's CLIPSEARCH_* settings or reaches a model hub."""
+    for name in list(os.environ):
+        if name.startswith("CLIPSEARCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The packaged all-MiniLM-L6-v2, loaded once per test run."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return Encoder.load()
+
+
+@pytest.fixture(scope="session")
+def example_index(tmp_path_factory, encoder) -> Path:
+    """An index of the example corpus that ships in the repo (do not modify it in a test: build your own)."""
+    out = tmp_path_factory.mktemp("example") / "index"
+    build_index(EXAMPLE_CORPUS, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, encoder) -> Path:
+    """An index of the real seed page (six WION clips), read from ../shared."""
+    out = tmp_path_factory.mktemp("seed") / "index"
+    build_index([SEED_PAGE], out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``clipsearch serve`` in a subprocess on a free 127.0.0.1 port; its log is shown when a test fails."""
+
+    def __init__(self, index: Path, *extra: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"clipsearch-serve-{self.port}.log"
+        cmd = [sys.executable, "-m", "clipsearch", "serve", "--index", str(index), "--port", str(self.port), *extra]
+        self._log_handle = open(self.log, "w")
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log_handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        self._wait()
+
+    def _wait(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                httpx.get(self.url + "/healthz", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log_handle.flush()
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log_handle.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(example_index):
+    """A real uvicorn serving the example index."""
+    server = LiveServer(example_index)
+    yield server
+    server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the live server's log to failing tests that used one."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "live_server" in getattr(item, "fixturenames", ()):
+        server = item.funcargs.get("live_server")
+        if server is not None:
+            report.sections.append(("clipsearch serve log", server.output()[-5000:]))
