@@ -1,6 +1,7 @@
 """The HTTP service: ``create_app(settings)`` returns a FastAPI app whose routes are thin calls into the core."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI evaluates route signatures at runtime, and the bounds of
+# /search's `k` name `settings`, a local of create_app that a string annotation cannot see (every search was a 500).
 
 import logging
 from contextlib import asynccontextmanager
