@@ -84,27 +84,78 @@ def current_version_id(root: str | Path) -> str | None:
         return None
 
 
+def flat_vectors(index: faiss.Index) -> np.ndarray:
+    """A zero-copy (ntotal, d) float32 view of the vectors of a flat index (or of the flat index an IDMap wraps)."""
+    flat = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if flat.ntotal == 0:
+        return np.zeros((0, flat.d), dtype=np.float32)
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
+
+@dataclass
+class ClipVectors:
+    """One vector per clip (or none): ``matrix[position[row]]`` is clip ``row``'s vector, ``position[row] == -1``
+    where the clip has none."""
+
+    index: faiss.Index
+    matrix: np.ndarray
+    position: np.ndarray
+
+    @classmethod
+    def of(cls, index: faiss.Index, clips: int) -> ClipVectors:
+        position = np.full(clips, -1, dtype=np.int64)
+        if index.ntotal:
+            position[faiss.vector_to_array(index.id_map)] = np.arange(index.ntotal)
+        return cls(index, flat_vectors(index), position)
+
+    def cosines(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Cosine of ``query`` with each clip row's vector; NaN where a clip has none."""
+        sims = np.full(len(rows), np.nan, dtype=np.float32)
+        pos = self.position[rows]
+        present = pos >= 0
+        sims[present] = self.matrix[pos[present]] @ query
+        return sims
+
+
 @dataclass
 class SpanVectors:
     """Vectors of answer pieces: ``index`` (FAISS, ids = positions) and ``spans[i] = (clip row, char_start, char_end)``."""
 
     index: faiss.Index
+    matrix: np.ndarray
     spans: np.ndarray
     offsets: np.ndarray  # spans of clip row r are positions offsets[r]:offsets[r + 1]
 
     @classmethod
     def of(cls, index: faiss.Index, spans: np.ndarray, clips: int) -> SpanVectors:
         offsets = np.searchsorted(spans[:, 0], np.arange(clips + 1)) if len(spans) else np.zeros(clips + 1, int)
-        return cls(index, spans, offsets)
+        return cls(index, flat_vectors(index), spans, offsets)
 
-    def best(self, row: int, query: np.ndarray) -> tuple[float, int] | None:
-        """The best cosine of ``query`` with a span of clip ``row``, and that span's position."""
-        first, last = int(self.offsets[row]), int(self.offsets[row + 1])
-        if last <= first:
-            return None
-        sims = self.index.reconstruct_n(first, last - first) @ query
-        best = int(np.argmax(sims))
-        return float(sims[best]), first + best
+    def best(self, rows: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each clip row, the best cosine of ``query`` with one of its spans and that span's position
+        (NaN and -1 for a clip without spans)."""
+        first, last = self.offsets[rows], self.offsets[rows + 1]
+        counts = last - first
+        best = np.full(len(rows), np.nan, dtype=np.float32)
+        at = np.full(len(rows), -1, dtype=np.int64)
+        has = counts > 0
+        if not has.any():
+            return best, at
+        first, counts = first[has], counts[has]
+        # every span position of the rows, then the max of each row's segment
+        starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        positions = starts + np.arange(counts.sum())
+        sims = self.matrix[positions] @ query
+        bounds = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        best[has] = np.maximum.reduceat(sims, bounds)
+        # position of each segment's max: the first index in the segment where sims equals the max
+        segment = np.repeat(np.arange(len(counts)), counts)
+        is_max = sims == best[has][segment]
+        first_max = np.full(len(counts), -1, dtype=np.int64)
+        hits = np.flatnonzero(is_max)
+        first_max[segment[hits[::-1]]] = positions[hits[::-1]]
+        at[has] = first_max
+        return best, at
 
 
 @dataclass
@@ -115,7 +166,7 @@ class ClipIndex:
     path: Path
     manifest: dict
     clips: list[Clip]
-    vectors: dict[str, faiss.Index]
+    vectors: dict[str, ClipVectors]
     spans: dict[str, SpanVectors]
     bm25: BM25Index
 
@@ -169,7 +220,7 @@ class ClipIndex:
                     f"{path / name}: {index.ntotal} vectors of dim {index.d}, "
                     f"{MANIFEST} says {expected} of dim {manifest['dim']}"
                 )
-            vectors[field] = index
+            vectors[field] = ClipVectors.of(index, len(clips))
         spans = {}
         for kind, (index_name, spans_name) in SPAN_FILES.items():
             index = faiss.read_index(str(path / index_name))
@@ -195,7 +246,7 @@ class ClipIndex:
             (scores, ids) arrays of shape (len(queries), k'); ids are -1 where fewer than k exist. Ids are clip rows
             for question and answer vectors, span positions for sentences and passages.
         """
-        index = self.vectors[field] if field in self.vectors else self.spans[field].index
+        index = (self.vectors[field] if field in self.vectors else self.spans[field]).index
         k = min(k, index.ntotal)
         if k <= 0:
             empty = np.zeros((len(queries), 0))

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 COMPONENTS = ("question", "answer", "sentence", "passage", "bm25")
 
 
@@ -44,14 +46,24 @@ class Fusion:
         return cls(**data["weights"], paraphrase=data.get("paraphrase", cls.paraphrase))
 
     def score(self, components: dict[str, float | None]) -> float:
-        """The weighted mean of the components present."""
-        total = weight = 0.0
+        """The fused score of one clip's components (``None`` = absent)."""
+        arrays = {k: np.array([np.nan if v is None else v], dtype=np.float64) for k, v in components.items()}
+        return float(self.score_many(arrays)[0])
+
+    def score_many(self, components: dict[str, np.ndarray]) -> np.ndarray:
+        """Fused scores of many clips at once: arrays of component scores, NaN = absent."""
+        size = len(next(iter(components.values())))
+        total, weight = np.zeros(size), np.zeros(size)
         for name in COMPONENTS:
-            value = components.get(name)
             w = getattr(self, name)
-            if value is not None and w:
-                total += w * value
-                weight += w
-        mean = total / weight if weight else 0.0
+            values = components.get(name)
+            if values is None or not w:
+                continue
+            present = ~np.isnan(values)
+            total += w * np.where(present, values, 0.0)
+            weight += w * present
+        mean = np.divide(total, weight, out=np.zeros(size), where=weight > 0)
         question = components.get("question")
-        return mean + max(0.0, question - self.paraphrase) if question is not None else mean
+        if question is None:
+            return mean
+        return mean + np.where(np.isnan(question), 0.0, np.maximum(0.0, question - self.paraphrase))

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.clips import Clip
+from clipsearch.clips import Clip, format_time, jump_link
 from clipsearch.encoder import Encoder, resolve_model
 from clipsearch.errors import ModelMismatch
 from clipsearch.index import ClipIndex
+from clipsearch.ranking import COMPONENTS
 
 VECTOR_FIELDS = ("question", "answer")
 #: The clip fields a search may be filtered on (exact match, any of the given values).
@@ -32,14 +33,22 @@ class Hit:
     matched: str
     scores: dict[str, float | None]
     highlight: dict | None = None
+    overlapping: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The clip's fields plus its time range as labels, its length, a link to the moment, and the scores."""
+        clip = self.clip
         return {
-            **self.clip.to_dict(),
+            **clip.to_dict(),
+            "duration": round(clip.duration, 3),
+            "start_label": format_time(clip.start),
+            "end_label": format_time(clip.end),
+            "link": jump_link(clip.url, clip.start, clip.end),
             "score": self.score,
             "matched": self.matched,
             "scores": self.scores,
             "highlight": self.highlight,
+            "overlapping": self.overlapping,
         }
 
 
@@ -92,7 +101,14 @@ class Searcher:
         index = ClipIndex.open(index_dir)
         return cls(index, Encoder.load(resolve_model(model) if model is not None else index.model_ref()))
 
-    def search(self, query: str, k: int = 10, filters: Mapping[str, Sequence[str]] | None = None) -> Answer:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Mapping[str, Sequence[str]] | None = None,
+        *,
+        collapse: bool = True,
+    ) -> Answer:
         """The ``k`` clips closest to ``query``, best first, among those matching ``filters``.
 
         Args:
@@ -100,23 +116,59 @@ class Searcher:
             k: how many clips at most.
             filters: ``{"source": [...], "video_id": [...]}``; a clip matches when each named field equals one of
                 its values. Filters apply before the top k is cut.
+            collapse: clips of the same video whose time ranges overlap do not crowd the results: the best one
+                stands and lists the others' ids in ``overlapping``.
         """
         rows = self._rows_matching(filters)
         if k <= 0 or (rows is not None and len(rows) == 0) or not self.index.clips:
             return Answer(query, False, [])
-        vector = self.encoder.encode([query])
+        return self.search_encoded(query, self.encoder.encode([query]), k, filters, collapse=collapse)
+
+    def search_encoded(
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int = 10,
+        filters: Mapping[str, Sequence[str]] | None = None,
+        *,
+        collapse: bool = True,
+    ) -> Answer:
+        """:meth:`search` with the query already encoded (``vector``: shape (1, dim)), e.g. in batches."""
+        rows = self._rows_matching(filters)
+        if k <= 0 or (rows is not None and len(rows) == 0) or not self.index.clips:
+            return Answer(query, False, [])
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         bm25 = self.index.bm25.scores(query)
         if rows is not None:
             allowed = np.zeros(len(bm25), dtype=bool)
             allowed[rows] = True
             bm25 = np.where(allowed, bm25, 0.0)
         candidates = self._candidates(vector, bm25, max(k * 4, 50), rows)
-        top_bm25 = float(bm25.max()) if len(bm25) else 0.0
-        scored = [(row, self._components(row, vector[0], bm25, top_bm25)) for row in candidates]
-        fusion = self.fusion
-        ranked = sorted(((fusion.score(c), row, c) for row, c in scored), key=lambda t: (-t[0], t[1]))[:k]
-        hits = [self._hit(row, score, components) for score, row, components in ranked]
+        components = self._components(candidates, vector[0], bm25)
+        fused = self.fusion.score_many(components)
+        order = np.lexsort((candidates, -fused))  # best first, ties by clip row
+        kept: list[tuple[int, list[str]]] = []  # (position in candidates, overlapping ids)
+        for at in order:
+            if len(kept) == k:
+                break
+            stand = self._overlapped_by(int(candidates[at]), candidates, kept) if collapse else None
+            if stand is None:
+                kept.append((int(at), []))
+            else:
+                stand[1].append(self.index.clips[int(candidates[at])].id)
+        hits = [self._hit(at, float(fused[at]), candidates, components, overlapping) for at, overlapping in kept]
         return Answer(query, bool(hits), hits)
+
+    def _overlapped_by(self, row: int, candidates: np.ndarray, kept: list) -> tuple | None:
+        """The kept result of the same video whose time range overlaps clip ``row``'s, if any."""
+        clip = self.index.clips[row]
+        if not clip.video_id:
+            return None
+        for entry in kept:
+            other = self.index.clips[int(candidates[entry[0]])]
+            if other.video_id == clip.video_id and clip.start < other.end and other.start < clip.end:
+                return entry
+        return None
 
     def _rows_matching(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
         if not filters:
@@ -131,45 +183,43 @@ class Searcher:
                 active = True
         return np.flatnonzero(mask) if active else None
 
-    def _candidates(self, vector: np.ndarray, bm25: np.ndarray, fetch: int, rows: np.ndarray | None) -> set[int]:
-        """Clip rows worth scoring: the top of every component."""
-        candidates: set[int] = set()
+    def _candidates(self, vector: np.ndarray, bm25: np.ndarray, fetch: int, rows: np.ndarray | None) -> np.ndarray:
+        """Clip rows worth scoring, sorted: the top of every component."""
+        found = []
         for name in VECTOR_FIELDS:
-            _, ids = self.index.search(name, vector, fetch, rows)
-            candidates.update(int(i) for i in ids[0] if i >= 0)
+            found.append(self.index.search(name, vector, fetch, rows)[1][0])
         for kind, spans in self.index.spans.items():
             positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
-            _, ids = self.index.search(kind, vector, fetch * 2, positions)
-            candidates.update(int(spans.spans[i, 0]) for i in ids[0] if i >= 0)
+            ids = self.index.search(kind, vector, fetch * 2, positions)[1][0]
+            found.append(spans.spans[ids[ids >= 0], 0])
         positive = np.flatnonzero(bm25 > 0)
         if len(positive):
-            top = positive[np.argsort(-bm25[positive], kind="stable")[:fetch]]
-            candidates.update(int(i) for i in top)
-        return candidates
+            found.append(positive[np.argsort(-bm25[positive], kind="stable")[:fetch]])
+        candidates = np.unique(np.concatenate(found).astype(np.int64))
+        return candidates[candidates >= 0]
 
-    def _components(self, row: int, vector: np.ndarray, bm25: np.ndarray, top_bm25: float) -> dict:
-        clip = self.index.clips[row]
-        components: dict = {"question": None, "answer": None, "sentence": None, "passage": None, "bm25": None}
-        if clip.question.strip():
-            components["question"] = float(self.index.vectors["question"].reconstruct(row) @ vector)
-        components["answer"] = float(self.index.vectors["answer"].reconstruct(row) @ vector)
+    def _components(self, rows: np.ndarray, vector: np.ndarray, bm25: np.ndarray) -> dict[str, np.ndarray]:
+        """Every ranking component of the clips ``rows`` (NaN = absent), plus where the best sentence is."""
+        components = {name: self.index.vectors[name].cosines(rows, vector) for name in VECTOR_FIELDS}
         for kind, spans in self.index.spans.items():
-            best = spans.best(row, vector)
-            if best is not None:
-                components[kind] = best[0]
-                if kind == "sentence":
-                    components["_sentence_at"] = best[1]
-        components["bm25"] = float(bm25[row]) / top_bm25 if top_bm25 > 0 else 0.0
+            components[kind], at = spans.best(rows, vector)
+            if kind == "sentence":
+                components["_sentence_at"] = at
+        top = float(bm25.max()) if len(bm25) else 0.0
+        components["bm25"] = bm25[rows] / top if top > 0 else np.zeros(len(rows), dtype=np.float32)
         return components
 
-    def _hit(self, row: int, score: float, components: dict) -> Hit:
-        at = components.pop("_sentence_at", None)
+    def _hit(self, at: int, score: float, rows: np.ndarray, components: dict, overlapping: list[str]) -> Hit:
+        row = int(rows[at])
+        clip = self.index.clips[row]
+        values = {name: float(components[name][at]) for name in COMPONENTS}
+        scores = {name: None if np.isnan(v) else round(v, 6) for name, v in values.items()}
         highlight = None
-        if at is not None:
-            _, start, end = (int(x) for x in self.index.spans["sentence"].spans[at])
-            highlight = {"text": self.index.clips[row].answer[start:end], "char_start": start, "char_end": end}
-        answer_side = max(v for k, v in components.items() if k in ("answer", "sentence", "passage") and v is not None)
-        question = components["question"]
-        matched = "question" if question is not None and question >= answer_side else "answer"
-        scores = {name: (None if value is None else round(value, 6)) for name, value in components.items()}
-        return Hit(self.index.clips[row], round(score, 6), matched, scores, highlight)
+        sentence = int(components["_sentence_at"][at])
+        if sentence >= 0:
+            _, start, end = (int(x) for x in self.index.spans["sentence"].spans[sentence])
+            highlight = {"text": clip.answer[start:end], "char_start": start, "char_end": end}
+        answer_side = max((v for k, v in scores.items() if k in ("answer", "sentence", "passage") and v is not None),
+                          default=-1.0)
+        matched = "question" if scores["question"] is not None and scores["question"] >= answer_side else "answer"
+        return Hit(clip, round(score, 6), matched, scores, highlight, overlapping)
