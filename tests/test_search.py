@@ -73,3 +73,62 @@ def test_filters_apply_before_the_top_k_is_cut(example):
 def test_an_unknown_filter_is_an_error(example):
     with pytest.raises(ValueError, match="unknown filter 'colour'"):
         example.search("tyre", filters={"colour": ["red"]})
+
+
+OVERLAPPING = [
+    {"id": "knots-a", "video_id": "knots", "question": "How do I tie a bowline?", "start": 0, "end": 40,
+     "answer": "Make a small loop, pass the end up through it, around the standing line and back down the loop."},
+    {"id": "knots-b", "video_id": "knots", "question": "What is a bowline knot used for?", "start": 30, "end": 70,
+     "answer": "A bowline makes a fixed loop at the end of a rope, used for mooring and rescue; tie it by "
+               "passing the end up through a small loop and around the standing line."},
+    {"id": "knots-c", "video_id": "knots", "question": "How do I tie a clove hitch?", "start": 80, "end": 110,
+     "answer": "Wrap the rope around the post, cross over itself, wrap again and tuck the end under the last turn."},
+]
+
+
+@pytest.fixture(scope="module")
+def knots(tmp_path_factory, encoder) -> Searcher:
+    from clipsearch.build import build_index
+
+    folder = tmp_path_factory.mktemp("knots")
+    corpus = folder / "knots.jsonl"
+    corpus.write_text("".join(__import__("json").dumps(r) + "\n" for r in OVERLAPPING))
+    build_index([corpus], folder / "index")
+    return Searcher.open(folder / "index")
+
+
+def test_overlapping_moments_of_one_video_collapse_into_the_best(knots):
+    hits = knots.search("how to tie a bowline knot", k=3).results
+    assert [h.clip.id for h in hits][0] in {"knots-a", "knots-b"}
+    assert len(hits) == 2  # the other bowline clip overlaps the best one in time
+    assert hits[0].overlapping == [({"knots-a", "knots-b"} - {hits[0].clip.id}).pop()]
+    assert hits[1].clip.id == "knots-c" and hits[1].overlapping == []
+
+
+def test_collapse_can_be_turned_off(knots):
+    hits = knots.search("how to tie a bowline knot", k=3, collapse=False).results
+    assert len(hits) == 3 and all(h.overlapping == [] for h in hits)
+
+
+SEED_OFFTOPIC = read_jsonl(DATA / "seed_offtopic.jsonl")
+
+
+def test_the_shipped_calibration_answers_every_seed_paraphrase(seed):
+    unanswered = [q["query"] for q in SEED_PARAPHRASES if not seed.search(q["query"], k=5).answered]
+    assert unanswered == []
+
+
+def test_off_topic_questions_get_an_honest_no_answer(seed, example):
+    answered = [q["query"] for q in SEED_OFFTOPIC if seed.search(q["query"], k=5).answered]
+    assert answered == []
+    sourdough = example.search("how do I bake sourdough bread", k=3)
+    assert sourdough.answered is False
+    # the closest clips are still listed, each with a confidence below the threshold
+    assert sourdough.results and all(h.confidence < sourdough.threshold for h in sourdough.results)
+
+
+def test_an_answer_reports_its_best_score_threshold_and_confidences(example):
+    answer = example.search("how do I true a wobbly bicycle wheel", k=4).to_dict()
+    assert answer["answered"] is True and answer["best_score"] == answer["results"][0]["score"]
+    assert 0 < answer["threshold"] < 1
+    assert all(0 <= r["confidence"] <= 1 for r in answer["results"])

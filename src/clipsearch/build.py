@@ -22,6 +22,7 @@ import faiss
 import numpy as np
 
 from clipsearch import __version__
+from clipsearch.calibration import Calibration, default_calibration
 from clipsearch.clips import Clip
 from clipsearch.corpus import read_clips
 from clipsearch.embedding_cache import EmbeddingCache
@@ -64,6 +65,7 @@ def build_index(
     keep_versions: int = 3,
     batch_size: int = 32,
     fusion: Fusion | None = None,
+    calibration: Calibration | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
@@ -75,6 +77,8 @@ def build_index(
         cache_dir: where embeddings are cached across builds; default ``out/cache``.
         keep_versions: versions kept after the switch (the new one included), for rollback.
         fusion: ranking weights recorded in the manifest; default the shipped ones.
+        calibration: abstention calibration recorded in the manifest; default the one shipped for the packaged
+            model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
         progress: called with (done, total) while encoding.
 
     Raises:
@@ -95,12 +99,23 @@ def build_index(
         finally:
             cache.close()
         model_name, model_source = _portable_model(encoder, out)
-        version = _write_version(out, clips, vectors, sources, encoder, model_name, model_source, fusion or Fusion())
+        version = _write_version(
+            out, clips, vectors, sources, encoder, model_name, model_source, fusion or Fusion(),
+            calibration if calibration is not None else calibration_for(encoder),
+        )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
         prune_versions(out, keep_versions)
     total = sum(len(rows) for _, rows in vectors.values())
     return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began)
+
+
+def calibration_for(encoder: Encoder) -> Calibration | None:
+    """The default calibration for a model: the shipped one for the packaged model, or the model directory's own."""
+    if encoder.ref.kind == "package":
+        return default_calibration()
+    own = encoder.ref.path / "clipsearch_calibration.json"
+    return Calibration.from_dict(json.loads(own.read_text(encoding="utf-8"))) if own.is_file() else None
 
 
 def switch_current(root: Path, version: str) -> None:
@@ -198,7 +213,9 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
     return relative, "index"
 
 
-def _write_version(out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion) -> Path:
+def _write_version(
+    out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None
+) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
     version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
@@ -243,6 +260,7 @@ def _write_version(out, clips, vectors, sources, encoder, model_name, model_sour
             "vectors": sum(counts.values()),
             "vectors_by_field": counts,
             "ranking": fusion.to_dict(),
+            "calibration": calibration.to_dict() if calibration else None,
             "inputs": [{"name": s.name, "sha256": sha256_file(s)} for s in sources],
             "inputs_sha256": _inputs_digest(sources),
             "files": files,

@@ -23,6 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from clipsearch.calibration import Calibration
 from clipsearch.clips import Clip
 from clipsearch.encoder import ModelRef, resolve_model
 from clipsearch.errors import IndexCorrupt, IndexNotFound
@@ -173,6 +174,13 @@ class ClipIndex:
     @property
     def fusion(self) -> Fusion:
         return Fusion.from_dict(self.manifest["ranking"])
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The abstention calibration in force; None when the index is uncalibrated (then every non-empty answer
+        is ``answered``)."""
+        data = self.manifest.get("calibration")
+        return Calibration.from_dict(data) if data else None
 
     @property
     def version(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class Hit:
     scores: dict[str, float | None]
     highlight: dict | None = None
     overlapping: list[str] = field(default_factory=list)
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         """The clip's fields plus its time range as labels, its length, a link to the moment, and the scores."""
@@ -45,6 +46,7 @@ class Hit:
             "end_label": format_time(clip.end),
             "link": jump_link(clip.url, clip.start, clip.end),
             "score": self.score,
+            "confidence": self.confidence,
             "matched": self.matched,
             "scores": self.scores,
             "highlight": self.highlight,
@@ -54,14 +56,29 @@ class Hit:
 
 @dataclass(frozen=True)
 class Answer:
-    """The answer to one query: the closest clips, best first."""
+    """The answer to one query: the closest clips, best first.
+
+    ``answered`` is false when nothing answers the query: no results, or a calibrated index's top confidence below
+    ``threshold`` (the results are then the closest, not confident ones). ``best_score`` is the top result's score.
+    """
 
     query: str
     answered: bool
     results: list[Hit] = field(default_factory=list)
+    threshold: float | None = None
+
+    @property
+    def best_score(self) -> float | None:
+        return self.results[0].score if self.results else None
 
     def to_dict(self) -> dict:
-        return {"query": self.query, "answered": self.answered, "results": [h.to_dict() for h in self.results]}
+        return {
+            "query": self.query,
+            "answered": self.answered,
+            "best_score": self.best_score,
+            "threshold": self.threshold,
+            "results": [h.to_dict() for h in self.results],
+        }
 
 
 class Searcher:
@@ -84,6 +101,7 @@ class Searcher:
         self.index = index
         self.encoder = encoder
         self.fusion = index.fusion
+        self.calibration = index.calibration
         self._filter_values = {
             name: np.array([getattr(c, name) or "" for c in index.clips], dtype=object) for name in FILTER_FIELDS
         }
@@ -157,7 +175,16 @@ class Searcher:
             else:
                 stand[1].append(self.index.clips[int(candidates[at])].id)
         hits = [self._hit(at, float(fused[at]), candidates, components, overlapping) for at, overlapping in kept]
-        return Answer(query, bool(hits), hits)
+        return self._calibrated(query, hits)
+
+    def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
+        """Attach confidences and decide ``answered`` (see :mod:`clipsearch.calibration`)."""
+        if self.calibration is None or not hits:
+            return Answer(query, bool(hits), hits)
+        confidences = self.calibration.confidences([h.score for h in hits], [h.scores for h in hits])
+        hits = [replace(h, confidence=round(c, 4)) for h, c in zip(hits, confidences)]
+        threshold = self.calibration.threshold
+        return Answer(query, confidences[0] >= threshold, hits, round(threshold, 4))
 
     def _overlapped_by(self, row: int, candidates: np.ndarray, kept: list) -> tuple | None:
         """The kept result of the same video whose time range overlaps clip ``row``'s, if any."""
