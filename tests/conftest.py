@@ -69,9 +69,13 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``clipsearch serve`` in a subprocess on a free 127.0.0.1 port; its log is shown when a test fails."""
+    """``clipsearch serve`` in a subprocess on a free 127.0.0.1 port; its log is shown when a test fails.
 
-    def __init__(self, index: Path, *extra: str, env: dict | None = None):
+    ``extra`` are more ``serve`` arguments, ``env`` more environment variables (e.g. ``CLIPSEARCH_*`` settings).
+    With ``wait=False`` the constructor returns at once (start several servers, then ``wait_started()`` each).
+    """
+
+    def __init__(self, index: Path, *extra: str, env: dict | None = None, wait: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"clipsearch-serve-{self.port}.log"
@@ -80,9 +84,10 @@ class LiveServer:
         self.process = subprocess.Popen(
             cmd, stdout=self._log_handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-        self._wait()
+        if wait:
+            self.wait_started()
 
-    def _wait(self, timeout: float = 120) -> None:
+    def wait_started(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -96,7 +101,8 @@ class LiveServer:
         raise RuntimeError(f"server did not start in {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
-        self._log_handle.flush()
+        if not self._log_handle.closed:
+            self._log_handle.flush()
         return self.log.read_text()
 
     def stop(self) -> None:
@@ -119,10 +125,10 @@ def live_server(example_index):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the live server's log to failing tests that used one."""
+    """Attach the log of every live server a failing test used."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "live_server" in getattr(item, "fixturenames", ()):
-        server = item.funcargs.get("live_server")
-        if server is not None:
-            report.sections.append(("clipsearch serve log", server.output()[-5000:]))
+    if report.failed:
+        for name, value in (getattr(item, "funcargs", None) or {}).items():
+            if isinstance(value, LiveServer):
+                report.sections.append((f"clipsearch serve log ({name})", value.output()[-5000:]))

@@ -6,9 +6,10 @@ Precedence: defaults < environment (``CLIPSEARCH_<NAME>``) < command-line flags.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLIPSEARCH_"
 
@@ -18,7 +19,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
 
-    index: Path = Field(Path("index/example"), description="Index directory to search and serve (its `current` version).")
+    index: Path = Field(
+        Path("index/example"), description="Index directory to search and serve (its `current` version)."
+    )
     model: str | None = Field(
         None,
         description="Model name or path; default: the one the index manifest records. "
@@ -28,15 +31,61 @@ class Settings(BaseSettings):
     keep_versions: int = Field(3, ge=1, description="Index versions kept after a build, for rollback.")
     host: str = Field("127.0.0.1", description="Address the HTTP service binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP service listens on.")
-    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="Log level.")
+    log_level: str = Field(
+        "info",
+        pattern="^(critical|error|warning|info|debug)$",
+        description="Log level: critical, error, warning, info or debug.",
+    )
     default_k: int = Field(10, ge=1, le=50, description="Results per query when k is not given.")
     max_k: int = Field(50, ge=1, le=1000, description="Largest k a request may ask for.")
+    max_query_chars: int = Field(
+        512, ge=1, le=100_000, description="Longest question a request may ask, in characters after trimming."
+    )
+    max_body_bytes: int = Field(16 * 1024, ge=1, description="Largest request body, in bytes (larger: 413).")
+    max_query_string_bytes: int = Field(
+        8 * 1024, ge=1, description="Longest URL query string, in bytes as sent (longer: 414)."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="Requests handled at once; beyond it the service answers 503 with Retry-After."
+    )
+    reload_interval: float = Field(
+        2.0, ge=0, description="Seconds between checks of INDEX/current for a new version; 0 turns them off."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of POST /admin/reload; without one the admin routes do not exist."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (comma-separated); default none.",
+    )
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        """An empty token (``CLIPSEARCH_ADMIN_TOKEN=``) means none, never "the empty token opens the door"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _default_k_within_max_k(self) -> Settings:
+        if self.default_k > self.max_k:
+            raise ValueError(f"default_k ({self.default_k}) is larger than max_k ({self.max_k})")
+        return self
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """``"a, b"`` and ``["a,b"]`` (a CLI option repeated or given once) both mean ``["a", "b"]``."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:
     """(name, env var, default, help) of every setting, for --help and the docs."""
     rows = []
     for name, info in Settings.model_fields.items():
-        default = "" if info.default is None else str(info.default)
-        rows.append((name, ENV_PREFIX + name.upper(), default, info.description or ""))
+        default = info.get_default(call_default_factory=True)
+        shown = "" if default is None or default == [] else str(default)
+        rows.append((name, ENV_PREFIX + name.upper(), shown, info.description or ""))
     return rows
