@@ -1,23 +1,23 @@
 #!/usr/bin/env python
-"""Retrieval quality on the shared TutorialVQA set: build an index of its clips, ask its labelled questions.
+"""Retrieval quality on the shared TutorialVQA set: build an index of its clips, bench its labelled questions.
 
 Example usage:
 
     python scripts/eval_tutorialvqa.py                       # dev questions, index in index/tutorialvqa
-    python scripts/eval_tutorialvqa.py --queries queries-train.jsonl
+    python scripts/eval_tutorialvqa.py --queries queries-train.jsonl --compare --report reports/tutorialvqa
 
-Prints MRR@10, Hit@1, Recall@10 and the per-query latency (median, p95) of Searcher.search.
+The same as `clipsearch index build ../shared/data/tutorialvqa/clips.jsonl --out index/tutorialvqa` followed by
+`clipsearch bench --index index/tutorialvqa --queries ../shared/data/tutorialvqa/queries-dev.jsonl`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 from clipsearch import Searcher, build_index
+from clipsearch.benchmark import read_queries, run_benchmark
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tutorialvqa"
 
@@ -27,27 +27,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED, help="TutorialVQA folder (default: ../shared/...)")
     parser.add_argument("--queries", default="queries-dev.jsonl", help="query file inside --data")
     parser.add_argument("--index", type=Path, default=Path("index/tutorialvqa"), help="index directory to (re)build")
+    parser.add_argument("--compare", action="store_true", help="also bench BM25 only and dense only")
+    parser.add_argument("--report", type=Path, help="directory for report.md and the plots")
+    parser.add_argument("--json", type=Path, help="file for the metrics JSON")
     args = parser.parse_args()
 
     build = build_index([args.data / "clips.jsonl"], args.index)
     print(f"index: {build.clips} clips, {build.vectors} vectors, built in {build.seconds:.1f}s")
-    searcher = Searcher.open(args.index)
-    queries = [json.loads(line) for line in (args.data / args.queries).read_text().splitlines() if line.strip()]
-    reciprocal, hits, recall, latencies = [], 0, 0, []
-    for query in queries:
-        began = time.perf_counter()
-        answer = searcher.search(query["query"], k=10)
-        latencies.append((time.perf_counter() - began) * 1000)
-        ids = [hit.clip.id for hit in answer.results]
-        ranks = [rank for rank, clip in enumerate(ids, start=1) if clip in query["relevant"]]
-        reciprocal.append(1 / ranks[0] if ranks else 0.0)
-        hits += bool(ranks) and ranks[0] == 1
-        recall += len(set(ids) & set(query["relevant"])) / len(query["relevant"])
-    n = len(queries)
-    latencies.sort()
-    print(f"{args.queries}: {n} questions")
-    print(f"MRR@10 {sum(reciprocal) / n:.3f}  Hit@1 {hits / n:.3f}  Recall@10 {recall / n:.3f}")
-    print(f"latency per query: p50 {statistics.median(latencies):.1f} ms, p95 {latencies[int(0.95 * n)]:.1f} ms")
+    source = args.data / args.queries
+    result = run_benchmark(Searcher.open(args.index), read_queries([source]), compare=args.compare, sources=[source])
+    print(result.text(), end="")
+    if args.json:
+        args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.report:
+        print("wrote", ", ".join(str(p) for p in result.write_report(args.report)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,302 @@
+"""Benchmark: run labelled questions through a Searcher and measure ranking, abstention and latency.
+
+Labelled questions are JSON lines ``{"qid", "query", "relevant": [clip ids]}``; ``relevant: []`` marks a question
+that should not be answered. A benchmark only reads the index. It scores the list a user sees: ``results`` in order,
+whatever ``answered`` says, an id a result lists in ``overlapping`` counting as found at that result's rank.
+
+Example usage::
+
+    searcher = Searcher.open("index/example")
+    queries = read_queries(["examples/questions.jsonl", "examples/offtopic.jsonl"])
+    result = run_benchmark(searcher, queries, compare=True)
+    print(result.text())
+    result.write_report("reports/example")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clipsearch import metrics, report
+from clipsearch.errors import CorpusError
+from clipsearch.ranking import COMPONENTS, Fusion
+
+#: The baselines ``compare`` runs next to the index's own ranking, as fusion weights (unnamed components get 0).
+#: A paraphrase bonus above cosine 1 never applies.
+BASELINES = {
+    "bm25": {"bm25": 1.0, "paraphrase": 2.0},
+    "dense": {"question": 1.0, "answer": 1.0, "paraphrase": 2.0},  # separate question and answer vectors
+}
+HYBRID = "hybrid"
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    """A question with the clip ids that answer it (none: it should not be answered)."""
+
+    qid: str
+    query: str
+    relevant: tuple[str, ...]
+
+
+@dataclass
+class QueryOutcome:
+    """What one search returned: the ranking (per result, the ids it stands for), answered, time, and the top
+    result's score and confidence (``None`` on an uncalibrated index) with the threshold they were held to."""
+
+    qid: str
+    answerable: bool
+    answered: bool
+    ranking: list[list[str]]
+    top_score: float | None
+    top_confidence: float | None
+    threshold: float | None
+    latency_ms: float
+
+
+@dataclass
+class MethodResult:
+    """The metrics of one ranking method over all the questions."""
+
+    name: str
+    fusion: dict
+    outcomes: list[QueryOutcome]
+    metrics: dict[str, float | None]
+    abstention: dict[str, float | None]
+    latency_ms: dict[str, float | None]
+    recall_curve: list[float | None]
+
+    @property
+    def threshold(self) -> float | None:
+        return next((o.threshold for o in self.outcomes if o.threshold is not None), None)
+
+    @property
+    def signal(self) -> str:
+        """What ``answered`` is decided on: ``confidence`` on a calibrated index, else ``score``."""
+        return "confidence" if any(o.top_confidence is not None for o in self.outcomes) else "score"
+
+    def top_values(self, answerable: bool) -> list[float]:
+        """The top result's ``signal`` of each question of one kind that got results."""
+        name = "top_confidence" if self.signal == "confidence" else "top_score"
+        values = (getattr(o, name) for o in self.outcomes if o.answerable == answerable)
+        return [v for v in values if v is not None]
+
+    def to_dict(self) -> dict:
+        return {
+            "metrics": self.metrics, "abstention": self.abstention, "latency_ms": self.latency_ms,
+            "recall_curve": self.recall_curve, "threshold": self.threshold, "signal": self.signal,
+            "ranking": self.fusion,
+        }
+
+
+@dataclass
+class BenchResult:
+    """A benchmark run: the index's own ranking (``main``), and the baselines when compared.
+
+    ``to_dict()`` is the JSON ``clipsearch bench --json`` writes; ``text()`` the report it prints;
+    ``write_report(dir)`` writes the Markdown report and PNG plots.
+    """
+
+    index: dict
+    sources: list[str]
+    k: int
+    queries: int
+    answerable: int
+    main: MethodResult
+    compared: dict[str, MethodResult] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def methods(self) -> dict[str, MethodResult]:
+        return {**self.compared, self.main.name: self.main}
+
+    def to_dict(self) -> dict:
+        data = {
+            "queries": self.queries, "answerable": self.answerable, "unanswerable": self.queries - self.answerable,
+            "k": self.k, "sources": self.sources, "index": self.index, "method": self.main.name,
+            **self.main.to_dict(), "notes": self.notes,
+        }
+        if self.compared:
+            data["compare"] = {name: method.to_dict() for name, method in self.methods.items()}
+        return data
+
+    def text(self) -> str:
+        """The report as plain text: a few aligned tables."""
+        return report.render(self, markdown=False)
+
+    def write_report(self, directory: str | Path) -> list[Path]:
+        """Write ``report.md``, ``recall_at_k.png`` and ``scores.png`` (when there are scores) into ``directory``.
+
+        Returns:
+            The paths written, the report first.
+        """
+        return report.write(self, Path(directory))
+
+
+def read_queries(paths: Sequence[str | Path]) -> list[LabelledQuery]:
+    """Read labelled questions from JSON-lines files; ``qid`` defaults to ``FILE_STEM:LINE``.
+
+    Raises:
+        CorpusError: a file cannot be read, a line is not a valid record, or a qid repeats
+            (``PATH:LINE: FIELD: what is wrong``).
+    """
+    queries: list[LabelledQuery] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorpusError(path, None, None, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        count = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            query = _parse_query(path, number, line)
+            if query.qid in seen:
+                raise CorpusError(path, number, "qid", f"{query.qid!r} is already used at {seen[query.qid]}")
+            seen[query.qid] = f"{path}:{number}"
+            queries.append(query)
+            count += 1
+        if not count:
+            raise CorpusError(path, None, None, "no questions in the file")
+    return queries
+
+
+def run_benchmark(
+    searcher,
+    queries: Sequence[LabelledQuery],
+    *,
+    k: int = 10,
+    compare: bool = False,
+    sources: Sequence[str | Path] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> BenchResult:
+    """Ask every question, best ``k`` results each, and measure the answers.
+
+    Args:
+        searcher: a ``clipsearch.Searcher``; only read (its ``fusion`` is swapped during ``compare`` and restored).
+        compare: also rank with each of ``BASELINES`` (BM25 only, dense only) for a side-by-side table.
+        progress: called with (questions done, questions in all methods).
+
+    Relevant ids that are not in the index are dropped; a question left with none counts as one that should not be
+    answered (that is how an index built without some videos is benched), and a note says so.
+    """
+    known = {clip.id for clip in searcher.index.clips}
+    relevant = {q.qid: [i for i in q.relevant if i in known] for q in queries}
+    notes = _label_notes(queries, relevant)
+    own = searcher.fusion
+    plans = {name: _baseline(own, weights) for name, weights in BASELINES.items()} if compare else {}
+    plans[HYBRID] = own
+    done, total = 0, len(plans) * len(queries)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    results = {}
+    try:
+        for name, fusion in plans.items():
+            searcher.fusion = fusion
+            results[name] = _run_method(searcher, name, fusion, queries, relevant, k, tick)
+    finally:
+        searcher.fusion = own
+    manifest = searcher.index.manifest
+    main = results.pop(HYBRID)
+    return BenchResult(
+        index={
+            "path": str(searcher.index.root), "version": manifest.get("version"), "model": manifest.get("model"),
+            "clips": len(searcher.index.clips), "ranking": manifest.get("ranking"),
+        },
+        sources=[str(s) for s in sources],
+        k=k,
+        queries=len(queries),
+        answerable=sum(1 for ids in relevant.values() if ids),
+        main=main,
+        compared=results,
+        notes=notes,
+    )
+
+
+def _run_method(searcher, name, fusion, queries, relevant, k, tick) -> MethodResult:
+    if queries:  # warm up (first-call allocations) outside the timed questions
+        searcher.search(queries[0].query, k=k)
+    outcomes = []
+    for query in queries:
+        began = time.perf_counter()
+        answer = searcher.search(query.query, k=k)
+        elapsed = (time.perf_counter() - began) * 1000
+        results = list(answer.results)
+        top = getattr(answer, "best_score", None)
+        if top is None and results:
+            top = results[0].score
+        confidence = getattr(results[0], "confidence", None) if results else None
+        outcomes.append(QueryOutcome(
+            qid=query.qid,
+            answerable=bool(relevant[query.qid]),
+            answered=bool(answer.answered),
+            ranking=[[hit.clip.id, *(getattr(hit, "overlapping", None) or ())] for hit in results],
+            top_score=None if top is None else float(top),
+            top_confidence=None if confidence is None else float(confidence),
+            threshold=getattr(answer, "threshold", None),
+            latency_ms=elapsed,
+        ))
+        tick()
+    rankings = {o.qid: o.ranking for o in outcomes}
+    method = MethodResult(
+        name=name,
+        fusion=fusion.to_dict() if hasattr(fusion, "to_dict") else {},
+        outcomes=outcomes,
+        metrics=metrics.ranking_metrics(relevant, rankings),
+        abstention=metrics.abstention([o.answerable for o in outcomes], [o.answered for o in outcomes]),
+        latency_ms=metrics.percentiles([o.latency_ms for o in outcomes]),
+        recall_curve=metrics.recall_curve(relevant, rankings, k),
+    )
+    # How well the top result's signal separates the two kinds of question, whatever threshold is chosen.
+    method.abstention["auroc"] = metrics.auroc(method.top_values(True), method.top_values(False))
+    return method
+
+
+def _baseline(own: Fusion, weights: dict[str, float]) -> Fusion:
+    """The index's fusion with every component weight zeroed except those named."""
+    return dataclasses.replace(own, **{**dict.fromkeys(COMPONENTS, 0.0), **weights})
+
+
+def _label_notes(queries: Sequence[LabelledQuery], relevant: dict[str, list[str]]) -> list[str]:
+    dropped = sum(1 for q in queries if q.relevant and not relevant[q.qid])
+    partial = sum(1 for q in queries if relevant[q.qid] and len(relevant[q.qid]) < len(q.relevant))
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} question(s) name only clip ids that are not in the index: "
+                     "they count as questions that should not be answered.")
+    if partial:
+        notes.append(f"{partial} question(s) name some clip ids that are not in the index: those ids are ignored.")
+    return notes
+
+
+def _parse_query(path: Path, number: int, line: str) -> LabelledQuery:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(path, number, None, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise CorpusError(path, number, None, "expected a JSON object {\"qid\", \"query\", \"relevant\"}")
+    query = record.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise CorpusError(path, number, "query", "missing or empty; expected the question as a string")
+    if "relevant" not in record:
+        raise CorpusError(path, number, "relevant", "missing; expected a list of clip ids ([] = should not be answered)")
+    ids = record["relevant"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise CorpusError(path, number, "relevant", f"expected a list of clip ids (strings), got {json.dumps(ids)}")
+    qid = record.get("qid", f"{path.stem}:{number}")
+    if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
+        raise CorpusError(path, number, "qid", f"expected a string, got {json.dumps(qid)}")
+    return LabelledQuery(str(qid), query, tuple(ids))
