@@ -195,7 +195,7 @@ def test_ask_prints_times_source_score_and_question(example_index):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 6
-    assert re.fullmatch(r"1\. \[00:45 – 01:13\] Bean Lab  score 0\.\d{3} \((question|answer)\)", lines[0]), lines[0]
+    assert re.fullmatch(r"1\. \[00:45 – 01:13\] Bean Lab  score 0\.\d{3}, confidence [01]\.\d{2} \((question|answer)\)", lines[0]), lines[0]
     assert lines[1] == "   What water temperature is best for brewing coffee?"
     assert [line.split(".")[0] for line in lines[::2]] == ["1", "2", "3"]
 
@@ -243,7 +243,9 @@ def test_ask_unknown_video_id_has_no_answer(example_index):
     assert result.exit_code == 0, result.output
     assert result.stdout == "No clip answers that.\n"
     answer = ask_json("how do I fix a flat tyre?", "--index", example_index, "--video-id", "no-such-video")
-    assert answer == {"query": "how do I fix a flat tyre?", "answered": False, "results": []}
+    assert answer == {
+        "query": "how do I fix a flat tyre?", "answered": False, "best_score": None, "threshold": None, "results": []
+    }
 
 
 def test_ask_with_the_index_model_by_name(example_index):

@@ -116,24 +116,59 @@ def ask(
     if not answer.results:
         typer.echo("No clip answers that.")
         return
+    if not answer.answered:
+        typer.echo("No clip answers that with confidence. The closest clips:")
     for rank, hit in enumerate(answer.results, start=1):
         clip = hit.clip
         span = f"{format_time(clip.start)} – {format_time(clip.end)}"
-        typer.echo(f"{rank}. [{span}] {clip.source or '-'}  score {hit.score:.3f} ({hit.matched})")
+        confidence = "" if hit.confidence is None else f", confidence {hit.confidence:.2f}"
+        typer.echo(f"{rank}. [{span}] {clip.source or '-'}  score {hit.score:.3f}{confidence} ({hit.matched})")
         typer.echo(f"   {clip.question or clip.answer[:100]}")
+
+
+def _setting(name: str, *flags: str, **options) -> typer.models.OptionInfo:
+    """The option of setting ``name``: its env var and help come from the one Settings table."""
+    info = Settings.model_fields[name]
+    return typer.Option(*flags, envvar=f"{ENV_PREFIX}{name.upper()}", help=info.description, **options)
+
+
+def _default(name: str):
+    return Settings.model_fields[name].get_default(call_default_factory=True)
 
 
 @app.command()
 def serve(
-    index: IndexOption = Settings.model_fields["index"].default,
-    host: Annotated[str, typer.Option(envvar=f"{ENV_PREFIX}HOST", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar=f"{ENV_PREFIX}PORT", help="Port to listen on.")] = 8000,
+    index: IndexOption = _default("index"),
+    host: Annotated[str, _setting("host", "--host")] = _default("host"),
+    port: Annotated[int, _setting("port", "--port")] = _default("port"),
     model: ModelOption = None,
-    log_level: Annotated[str, typer.Option(envvar=f"{ENV_PREFIX}LOG_LEVEL", help="Log level.")] = "info",
+    log_level: Annotated[str, _setting("log_level", "--log-level")] = _default("log_level"),
+    default_k: Annotated[int, _setting("default_k", "--default-k")] = _default("default_k"),
+    max_k: Annotated[int, _setting("max_k", "--max-k")] = _default("max_k"),
+    max_query_chars: Annotated[
+        int, _setting("max_query_chars", "--max-query-chars")
+    ] = _default("max_query_chars"),
+    max_body_bytes: Annotated[
+        int, _setting("max_body_bytes", "--max-body-bytes")
+    ] = _default("max_body_bytes"),
+    max_query_string_bytes: Annotated[
+        int, _setting("max_query_string_bytes", "--max-query-string-bytes")
+    ] = _default("max_query_string_bytes"),
+    max_in_flight: Annotated[int, _setting("max_in_flight", "--max-in-flight")] = _default("max_in_flight"),
+    reload_interval: Annotated[
+        float, _setting("reload_interval", "--reload-interval")
+    ] = _default("reload_interval"),
+    admin_token: Annotated[
+        Optional[str], _setting("admin_token", "--admin-token", show_default=False, metavar="TOKEN")
+    ] = None,
+    cors_origins: Annotated[Optional[list[str]], _setting("cors_origins", "--cors-origin")] = None,
 ) -> None:
-    """Serve an index over HTTP: GET /search?q=QUESTION&k=N.
+    """Serve an index over HTTP: the search page at /, GET /search, POST /ask, /healthz, /readyz, /metrics.
 
-    A missing or broken index does not stop the server: it starts, logs why, and answers searches with 503.
+    The index is loaded once at startup; a new version built into the same directory is picked up while
+    serving (checked every --reload-interval seconds). A missing or broken index does not stop the server: it
+    starts, logs why, and answers searches with 503 until a good version appears. Every option can also be set
+    by its CLIPSEARCH_* environment variable (prefer the variable for --admin-token: a flag shows in `ps`).
 
     Example usage:
 
@@ -141,14 +176,88 @@ def serve(
     """
     import uvicorn
 
-    from clipsearch.api import create_app
+    from clipsearch.api import create_app, uvicorn_log_config
 
     try:
-        settings = Settings(index=index, host=host, port=port, model=model, log_level=log_level)
+        settings = Settings(
+            index=index, host=host, port=port, model=model, log_level=log_level, default_k=default_k,
+            max_k=max_k, max_query_chars=max_query_chars, max_body_bytes=max_body_bytes,
+            max_query_string_bytes=max_query_string_bytes, max_in_flight=max_in_flight,
+            reload_interval=reload_interval, admin_token=admin_token, cors_origins=cors_origins or [],
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_config=uvicorn_log_config(settings.log_level), log_level=settings.log_level, access_log=False,
+        # uvicorn's own limit on a request head stays above the app's query string limit, so the app's 414 (in
+        # the one error shape) is what a long query gets.
+        h11_max_incomplete_event_size=max(16 * 1024, settings.max_query_string_bytes + 8 * 1024),
+    )
+
+
+@app.command()
+def bench(
+    queries: Annotated[
+        list[Path],
+        typer.Option("--queries", help='Labelled questions, JSON lines {"qid", "query", "relevant"}: relevant lists '
+                     "the clip ids that answer it, none = should not be answered. Repeatable."),
+    ],
+    index: IndexOption = Settings.model_fields["index"].default,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Results asked for per question.")] = 10,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="Write report.md and PNG plots into this directory.")
+    ] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON to this file.")] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also rank with BM25 only and dense only, side by side.")
+    ] = False,
+    model: ModelOption = None,
+) -> None:
+    """Measure an index on labelled questions: Recall@1/5/10, MRR@10, nDCG@10, Hit@1, abstention, latency.
+
+    Read-only: the index is never written. Questions whose relevant clips are all missing from the index count as
+    questions that should not be answered. A malformed questions file exits with status 2 (PATH:LINE: FIELD: what
+    is wrong).
+
+    Example usage:
+
+        clipsearch bench --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from clipsearch.benchmark import read_queries, run_benchmark
+    from clipsearch.search import Searcher
+
+    root = index.resolve()
+    for option, target in (("--report", report), ("--json", json_file)):
+        if target is not None and target.resolve().is_relative_to(root):
+            typer.echo(f"error: {option} {target} is inside the index {index}; bench never writes to an index", err=True)
+            raise typer.Exit(2)
+    console = _stderr_console()
+    try:
+        labelled = read_queries(queries)
+        searcher = Searcher.open(index, model=model)
+        with Progress(
+            TextColumn("asking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            disable=not console.is_terminal, transient=True, console=console,
+        ) as bar:
+            task = bar.add_task("asking", total=None)
+            result = run_benchmark(
+                searcher, labelled, k=k, compare=compare, sources=queries,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    typer.echo(result.text(), nl=False)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {json_file}")
+    if report is not None:
+        written = result.write_report(report)
+        typer.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _stderr_console():
