@@ -132,3 +132,9 @@ def test_an_answer_reports_its_best_score_threshold_and_confidences(example):
     assert answer["answered"] is True and answer["best_score"] == answer["results"][0]["score"]
     assert 0 < answer["threshold"] < 1
     assert all(0 <= r["confidence"] <= 1 for r in answer["results"])
+
+
+def test_confidence_never_rises_down_the_list(example):
+    for query in ("my chain squeaks, what should I put on it?", "how do I bake sourdough bread"):
+        confidences = [hit.confidence for hit in example.search(query, k=10).results]
+        assert confidences == sorted(confidences, reverse=True)

@@ -43,10 +43,11 @@ class Calibration:
 
     def confidences(self, scores: list[float], components: list[dict[str, float | None]]) -> list[float]:
         """Confidence of each result of one answer, given the results' fused scores (best first) and components."""
-        out = []
+        out: list[float] = []
         for features in result_features(scores, components):
             z = self.intercept + sum(w * features[name] for name, w in self.coefficients.items())
-            out.append(1.0 / (1.0 + math.exp(-z)))
+            # A result is never more confident than one ranked above it: people read the list top down.
+            out.append(min(1.0 / (1.0 + math.exp(-z)), out[-1] if out else 1.0))
         return out
 
 
