@@ -137,9 +137,6 @@ class Searcher:
             collapse: clips of the same video whose time ranges overlap do not crowd the results: the best one
                 stands and lists the others' ids in ``overlapping``.
         """
-        rows = self._rows_matching(filters)
-        if k <= 0 or (rows is not None and len(rows) == 0) or not self.index.clips:
-            return Answer(query, False, [])
         return self.search_encoded(query, self.encoder.encode([query]), k, filters, collapse=collapse)
 
     def search_encoded(
