@@ -434,3 +434,10 @@ def test_page_without_clips():
     assert page_error("") == (
         "page.txt: no clips found: a clip-answer page closes each clip with a 'MM:SS - MM:SS' line"
     )
+
+
+def test_a_time_range_closes_its_clip_even_without_a_blank_line_before_it():
+    page = "Why do tomatoes split?\n\nUneven watering makes the fruit swell faster than its skin grows.\n\nGreen Hour\n01:00 - 01:30\n"
+    [(clip, line)] = parse_page(page, "page.txt")
+    assert (clip.source, clip.start, clip.end, line) == ("Green Hour", 60, 90, 1)
+    assert clip.answer == "Uneven watering makes the fruit swell faster than its skin grows."

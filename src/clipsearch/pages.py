@@ -69,20 +69,30 @@ def parse_page(text: str, path: str | Path = "<page>") -> list[tuple[Clip, int]]
 
 
 def _paragraphs(text: str) -> list[Paragraph]:
+    """Runs of non-blank lines, joined; a time-range line always stands alone (pages copied without blank lines
+    around it still close their clips there)."""
     paragraphs: list[Paragraph] = []
     lines: list[str] = []
     first = 0
-    for number, raw in enumerate([*text.splitlines(), ""], start=1):
+
+    def flush() -> None:
+        joined = " ".join(lines)
+        if joined and joined.lower() not in NOISE and not PAGE_COUNTER.match(joined):
+            paragraphs.append(Paragraph(first, joined))
+        lines.clear()
+
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if line:
+        if TIME_RANGE.match(line):
+            flush()
+            paragraphs.append(Paragraph(number, line))
+        elif line:
             if not lines:
                 first = number
             lines.append(line)
-        elif lines:
-            joined = " ".join(lines)
-            if joined.lower() not in NOISE and not PAGE_COUNTER.match(joined):
-                paragraphs.append(Paragraph(first, joined))
-            lines = []
+        else:
+            flush()
+    flush()
     return paragraphs
 
 
