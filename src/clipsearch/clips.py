@@ -88,6 +88,13 @@ def parse_time(value: object) -> float:
     return seconds
 
 
+def span_problem(start: float, end: float, start_text: str, end_text: str) -> str | None:
+    """Why ``[start, end)`` is not a clip's time range (``end`` not after ``start``), in the input's own words."""
+    if end > start:
+        return None
+    return f"{end_text} {'is before' if end < start else 'equals'} start {start_text}"
+
+
 def format_time(seconds: float) -> str:
     """``MM:SS`` below an hour, ``H:MM:SS`` from an hour on; fractions are dropped."""
     total = int(seconds)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsearch.clips import CLIP_FIELDS, OPTIONAL_FIELDS, Clip, clip_id, parse_time
+from clipsearch.clips import CLIP_FIELDS, OPTIONAL_FIELDS, Clip, clip_id, parse_time, span_problem
 from clipsearch.errors import CorpusError
 from clipsearch.pages import looks_like_page, parse_page
 
@@ -117,9 +117,9 @@ def clip_from_record(record: dict, path: str, line: int) -> Clip:
     question = text("question") or ""
     source = text("source") or ""
     start, end = seconds("start"), seconds("end")
-    if end <= start:
-        relation = "is before" if end < start else "equals"
-        raise CorpusError(path, line, "end", f"{_raw(record['end'])} {relation} start {_raw(record['start'])}")
+    problem = span_problem(start, end, _raw(record["start"]), _raw(record["end"]))
+    if problem:
+        raise CorpusError(path, line, "end", problem)
     optional = {field: text(field) for field in OPTIONAL_FIELDS}
     return Clip(
         id=text("id") or clip_id(source, start, end, question, "clip"),

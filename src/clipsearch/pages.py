@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsearch.clips import Clip, clip_id, parse_time
+from clipsearch.clips import Clip, clip_id, parse_time, span_problem
 from clipsearch.errors import CorpusError
 
 _TIME = r"\d+:\d{2}(?::\d{2})?"
@@ -131,9 +131,9 @@ def _clip(
         except ValueError as exc:
             raise CorpusError(path, time_line.line, field, str(exc)) from None
     start, end = times["start"], times["end"]
-    if end <= start:
-        relation = "is before" if end < start else "equals"
-        raise CorpusError(path, time_line.line, "end", f"{end_text} {relation} start {start_text}")
+    problem = span_problem(start, end, start_text, end_text)
+    if problem:
+        raise CorpusError(path, time_line.line, "end", problem)
     clip = Clip(
         id=clip_id(source, start, end, question.text, "page"),
         question=question.text,

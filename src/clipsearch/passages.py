@@ -36,12 +36,11 @@ def sentences(answer: str) -> list[Span]:
 def passages(answer: str, window: int = WINDOW) -> list[Span]:
     """Windows of ``window`` consecutive sentences, one starting at each sentence (at least one passage)."""
     parts = sentences(answer)
-    count = max(1, len(parts) - window + 1)
-    return [
-        Span(answer[parts[i].char_start : parts[min(i + window, len(parts)) - 1].char_end],
-             parts[i].char_start, parts[min(i + window, len(parts)) - 1].char_end)
-        for i in range(count)
-    ]
+    windows = []
+    for i in range(max(1, len(parts) - window + 1)):
+        start, end = parts[i].char_start, parts[min(i + window, len(parts)) - 1].char_end
+        windows.append(Span(answer[start:end], start, end))
+    return windows
 
 
 def _span(text: str, start: int, end: int) -> Span:

@@ -241,7 +241,7 @@ class Metrics:
         )
         self.answers = Counter(
             "clipsearch_answers",
-            "Questions asked, by whether at least one clip answered them.",
+            "Questions asked, by whether they were answered (false: no result, or none confident enough).",
             ["answered"],
             registry=self.registry,
         )
