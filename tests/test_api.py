@@ -388,6 +388,23 @@ def test_ask_filters_by_video(live_server):
     assert sorted(hit["id"] for hit in response.json()["results"]) == ["bike-10", "bike-11", "bike-12"]
 
 
+def test_group_by_video_and_collapse_are_options_of_both_routes(live_server):
+    grouped = search(live_server, q="bike maintenance", k=5, group_by="video").json()
+    asked = ask(live_server, {"question": "bike maintenance", "k": 5, "group_by": "video", "collapse": False}).json()
+
+    for answer in (grouped, asked):
+        videos = [hit["video_id"] for hit in answer["results"] if "video_id" in hit]
+        assert len(videos) == len(set(videos)) == 3
+    assert search(live_server, q="bike maintenance", collapse="false").status_code == 200
+
+
+def test_an_unknown_group_by_names_the_field(live_server):
+    response = search(live_server, q="bike chain", group_by="source")
+
+    assert response.status_code == 422
+    assert "group_by" in response.text
+
+
 # --- limits and the error shape -----------------------------------------------------------------------------
 
 BODY = b'{"question": "bike chain"}'

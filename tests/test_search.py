@@ -110,6 +110,25 @@ def test_collapse_can_be_turned_off(knots):
     assert len(hits) == 3 and all(h.overlapping == [] for h in hits)
 
 
+def test_group_by_video_gives_one_result_per_video(example):
+    grouped = example.search("bike maintenance", k=10, group_by="video").results
+    videos = [hit.clip.video_id for hit in grouped if hit.clip.video_id]
+    assert len(videos) == len(set(videos)) == 3  # the example corpus has three videos
+    # each video is represented by its best clip: the first of that video in the ungrouped list
+    ungrouped = example.search("bike maintenance", k=20, collapse=False).results
+    first_of = {}
+    for hit in ungrouped:
+        first_of.setdefault(hit.clip.video_id, hit.clip.id)
+    assert all(first_of[hit.clip.video_id] == hit.clip.id for hit in grouped if hit.clip.video_id)
+    # clips without a video id (the coffee page) are each their own group
+    assert len(grouped) == 10 and sum(1 for hit in grouped if not hit.clip.video_id) == 7
+
+
+def test_an_unknown_group_by_is_an_error(example):
+    with pytest.raises(ValueError, match="unknown group_by 'source'"):
+        example.search("tyre", group_by="source")
+
+
 SEED_OFFTOPIC = read_jsonl(DATA / "seed_offtopic.jsonl")
 
 

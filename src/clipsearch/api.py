@@ -105,10 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessLog, metrics=metrics)
     add_error_handlers(app)
 
-    def answer(query: str, k: int, source: list[str], video_id: list[str]) -> tuple[dict, str]:
+    def answer(
+        query: str, k: int, source: list[str], video_id: list[str], collapse: bool = True, group_by: str | None = None
+    ) -> tuple[dict, str]:
         """The answer JSON, and the index version that gave it."""
         searcher = service.searcher  # once: a reload during this request does not change what answers it
-        result = searcher.search(query, k=k, filters={"source": source, "video_id": video_id})
+        result = searcher.search(
+            query, k=k, filters={"source": source, "video_id": video_id}, collapse=collapse, group_by=group_by
+        )
         metrics.observe_answer(result.answered)
         return result.to_dict(), searcher.index.version
 
@@ -135,7 +139,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERRORS,
     )
     def search(params: Annotated[SearchParams, Query()], response: Response):
-        body, response.headers["X-Index-Version"] = answer(params.q, params.k, params.source, params.video_id)
+        body, response.headers["X-Index-Version"] = answer(
+            params.q, params.k, params.source, params.video_id, params.collapse, params.group_by
+        )
         return body
 
     @app.post(
@@ -148,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ask(request: AskRequest, response: Response):
         filters = request.filters
         body, response.headers["X-Index-Version"] = answer(
-            request.question, request.k, filters.source, filters.video_id
+            request.question, request.k, filters.source, filters.video_id, request.collapse, request.group_by
         )
         return body
 

@@ -30,11 +30,15 @@ from clipsearch.encoder import Encoder
 from clipsearch.errors import ClipsearchError, IndexBusy
 from clipsearch.index import (
     BM25_DIR, CLIPS, CURRENT, FORMAT_VERSION, MANIFEST, METRIC, SPAN_FILES, VECTOR_FILES, VERSIONS, ClipIndex,
-    sha256_file,
+    current_version_id, sha256_file,
 )
 from clipsearch.lexical import BM25Index
 from clipsearch.passages import passages, sentences
 from clipsearch.ranking import Fusion
+
+#: Files a model directory may carry with the ranking weights and calibration fitted for it (``clipsearch tune``).
+RANKING_FILE = "clipsearch_ranking.json"
+CALIBRATION_FILE = "clipsearch_calibration.json"
 
 #: progress(done, total) while encoding.
 Progress = Callable[[int, int], None]
@@ -76,7 +80,8 @@ def build_index(
         model: a sentence-transformers model name or path; default the packaged all-MiniLM-L6-v2.
         cache_dir: where embeddings are cached across builds; default ``out/cache``.
         keep_versions: versions kept after the switch (the new one included), for rollback.
-        fusion: ranking weights recorded in the manifest; default the shipped ones.
+        fusion: ranking weights recorded in the manifest; default the model directory's own (see
+            :func:`ranking_for`), else the shipped ones.
         calibration: abstention calibration recorded in the manifest; default the one shipped for the packaged
             model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
         progress: called with (done, total) while encoding.
@@ -100,7 +105,7 @@ def build_index(
             cache.close()
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
-            out, clips, vectors, sources, encoder, model_name, model_source, fusion or Fusion(),
+            out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
             calibration if calibration is not None else calibration_for(encoder),
         )
         index = ClipIndex.load_version(out, version)
@@ -110,11 +115,20 @@ def build_index(
     return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began)
 
 
+def ranking_for(encoder: Encoder) -> Fusion:
+    """The default ranking weights for a model: a model directory's own ``clipsearch_ranking.json`` (written by
+    ``clipsearch tune``), else the shipped ones (fitted for the packaged model)."""
+    own = encoder.ref.path / RANKING_FILE if encoder.ref.path is not None else None
+    if own is not None and own.is_file():
+        return Fusion.from_dict(json.loads(own.read_text(encoding="utf-8")))
+    return Fusion()
+
+
 def calibration_for(encoder: Encoder) -> Calibration | None:
     """The default calibration for a model: the shipped one for the packaged model, or the model directory's own."""
     if encoder.ref.kind == "package":
         return default_calibration()
-    own = encoder.ref.path / "clipsearch_calibration.json"
+    own = encoder.ref.path / CALIBRATION_FILE
     return Calibration.from_dict(json.loads(own.read_text(encoding="utf-8"))) if own.is_file() else None
 
 
@@ -218,7 +232,7 @@ def _write_version(
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    version = _new_version_id()
     temp = versions / f".tmp-{version}"
     temp.mkdir()
     try:
@@ -273,6 +287,69 @@ def _write_version(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+
+
+def derive_version(
+    out: str | Path,
+    *,
+    fusion: Fusion | None = None,
+    calibration: Calibration | None = None,
+    note: dict | None = None,
+    keep_versions: int = 3,
+) -> ClipIndex:
+    """A new version of ``out`` that is its current one with other ranking weights and/or calibration, made current
+    once verified. Nothing is re-embedded: the data files are hard links to the current version's (versions are
+    never modified), or copies where links cannot be made.
+
+    Args:
+        note: recorded in the manifest as ``derived`` (e.g. what the weights were fitted on).
+
+    Raises:
+        IndexNotFound, IndexCorrupt: ``out`` has no valid current version.
+        IndexBusy: a build of ``out`` is running.
+    """
+    out = Path(out)
+    source = ClipIndex.open(out)  # verifies the files that will be linked
+    with _build_lock(out):
+        if current_version_id(out) != source.version:
+            raise IndexBusy(f"{out} changed while it was being read; run the command again")
+        version = _new_version_id()
+        temp = out / VERSIONS / f".tmp-{version}"
+        try:
+            shutil.copytree(source.path, temp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(MANIFEST))
+            manifest = {
+                **source.manifest,
+                "version": version,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "clipsearch_version": __version__,
+                "ranking": (fusion or source.fusion).to_dict(),
+                "calibration": calibration.to_dict() if calibration else source.manifest.get("calibration"),
+                "derived": {"from": source.version, **(note or {})},
+            }
+            (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            _fsync_dir(temp)
+            final = out / VERSIONS / version
+            os.replace(temp, final)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        index = ClipIndex.load_version(out, final)
+        switch_current(out, version)
+        prune_versions(out, keep_versions)
+    return index
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _new_version_id() -> str:
+    """Version ids sort by creation time."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def _inputs_digest(sources: list[Path]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -45,10 +46,14 @@ class Calibration:
         """Confidence of each result of one answer, given the results' fused scores (best first) and components."""
         out: list[float] = []
         for features in result_features(scores, components):
-            z = self.intercept + sum(w * features[name] for name, w in self.coefficients.items())
             # A result is never more confident than one ranked above it: people read the list top down.
-            out.append(min(1.0 / (1.0 + math.exp(-z)), out[-1] if out else 1.0))
+            out.append(min(self.confidence(features), out[-1] if out else 1.0))
         return out
+
+    def confidence(self, features: Mapping[str, float]) -> float:
+        """The logistic model's confidence for one result's features (:func:`result_features`)."""
+        z = self.intercept + sum(w * features[name] for name, w in self.coefficients.items())
+        return 1.0 / (1.0 + math.exp(-z))
 
 
 def result_features(scores: list[float], components: list[dict[str, float | None]]) -> list[dict[str, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,11 +26,20 @@ app.add_typer(index_app, name="index")
 IndexOption = Annotated[
     Path, typer.Option("--index", "-i", envvar=f"{ENV_PREFIX}INDEX", help="Index directory (opens its current version).")
 ]
+QueriesOption = Annotated[
+    list[Path],
+    typer.Option("--queries", help='Labelled questions, JSON lines {"qid", "query", "relevant"}: relevant lists '
+                 "the clip ids that answer it, none = should not be answered. Repeatable."),
+]
 ModelOption = Annotated[
     Optional[str],
     typer.Option("--model", "-m", envvar=f"{ENV_PREFIX}MODEL",
                  help="Model name or path; must match the model the index was built with. Default: the index's."),
 ]
+
+
+class GroupBy(str, Enum):
+    video = "video"
 
 
 def fail(exc: ClipsearchError) -> typer.Exit:
@@ -95,6 +105,12 @@ def ask(
     source: Annotated[Optional[list[str]], typer.Option("--source", help="Only clips from this source (repeatable).")] = None,
     video_id: Annotated[Optional[list[str]], typer.Option("--video-id", help="Only clips of this video (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer JSON (as GET /search returns it).")] = False,
+    collapse: Annotated[
+        bool, typer.Option("--collapse/--no-collapse", help="Overlapping clips of one video show as one result.")
+    ] = True,
+    group_by: Annotated[
+        Optional[GroupBy], typer.Option("--group-by", help="One result per video, its best clip.")
+    ] = None,
     model: ModelOption = None,
 ) -> None:
     """Print the clips closest to a question, best first.
@@ -107,7 +123,8 @@ def ask(
 
     try:
         searcher = Searcher.open(index, model=model)
-        answer = searcher.search(question, k=k, filters={"source": source or [], "video_id": video_id or []})
+        answer = searcher.search(question, k=k, filters={"source": source or [], "video_id": video_id or []},
+                                 collapse=collapse, group_by=group_by.value if group_by else None)
     except ClipsearchError as exc:
         raise fail(exc) from None
     if as_json:
@@ -199,11 +216,7 @@ def serve(
 
 @app.command()
 def bench(
-    queries: Annotated[
-        list[Path],
-        typer.Option("--queries", help='Labelled questions, JSON lines {"qid", "query", "relevant"}: relevant lists '
-                     "the clip ids that answer it, none = should not be answered. Repeatable."),
-    ],
+    queries: QueriesOption,
     index: IndexOption = Settings.model_fields["index"].default,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Results asked for per question.")] = 10,
     report: Annotated[
@@ -258,6 +271,108 @@ def bench(
     if report is not None:
         written = result.write_report(report)
         typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@app.command()
+def calibrate(
+    queries: QueriesOption,
+    index: IndexOption = Settings.model_fields["index"].default,
+    answered_rate: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Share of the answerable questions the threshold keeps answered.")
+    ] = 0.9,
+    keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
+) -> None:
+    """Fit an index's ranking weights and "no answer" threshold on labelled questions; write them as a new version.
+
+    The weights are fitted for MRR@10 on the answerable questions (with 20 or more); the calibration is a logistic
+    model over retrieval features of the top result, answerable against unanswerable questions (5 or more of
+    each; with fewer unanswerable ones only the threshold moves). Give it both kinds: off-topic questions, and
+    questions about videos that are not in the index. Nothing is re-embedded; the new version is made current once
+    verified, so a running server picks it up, and the previous one stays for rollback. The figures printed are
+    in-sample; measure on other questions with `clipsearch bench`.
+
+    Example usage:
+
+        clipsearch calibrate --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
+    """
+    from clipsearch.benchmark import read_queries
+    from clipsearch.fitting import calibrate as fit_index
+
+    try:
+        done = fit_index(index, read_queries(queries), answered_rate=answered_rate, keep_versions=keep_versions,
+                         sources=queries)
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    def f1(figures: dict) -> str:
+        return "n/a" if figures["f1"] is None else f"{figures['f1']:.3f}"
+
+    typer.echo(f"calibrated {index} version {done.version} on {done.answerable} answerable and "
+               f"{done.unanswerable} unanswerable questions (in-sample figures)")
+    typer.echo(f"  MRR@10          {done.mrr_before:.3f} -> {done.mrr_after:.3f}")
+    typer.echo(f"  abstention F1   {f1(done.abstention_before)} -> {f1(done.abstention_after)}")
+    typer.echo(f"  answered rate   {done.abstention_before['answered_rate']:.3f} -> "
+               f"{done.abstention_after['answered_rate']:.3f}")
+    typer.echo(f"  weights {json.dumps(done.fusion.to_dict()['weights'])}, threshold {done.calibration.threshold}")
+
+
+@app.command()
+def tune(
+    clips: Annotated[list[Path], typer.Option("--clips", help="The clips the questions name (any clip format). Repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write (must not exist or be empty).")],
+    queries: Annotated[
+        Optional[list[Path]],
+        typer.Option("--queries", help="Labelled training questions (JSON lines). Repeatable. "
+                     "None: train on the clips' own question -> answer pairs."),
+    ] = None,
+    dev: Annotated[
+        Optional[list[Path]],
+        typer.Option("--dev", help="Questions measured before and after. Default: a seeded ~10 % of the questions, "
+                     "by video, held out of training."),
+    ] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="Model to start from. Default: the packaged all-MiniLM-L6-v2.")
+    ] = None,
+    epochs: Annotated[float, typer.Option(min=0.1, help="Passes over the training pairs.")] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per batch (each pair's in-batch negatives).")] = 32,
+    max_seq_length: Annotated[int, typer.Option(min=16, help="Tokens of a clip text used in training.")] = 128,
+    work: Annotated[
+        Optional[Path], typer.Option("--work", help="Scratch directory for benchmark indexes (kept, with their "
+                                     "embedding cache, so a second run is faster). Default: a temporary one."),
+    ] = None,
+) -> None:
+    """Fine-tune the encoder on labelled questions and write a model directory usable by --model.
+
+    Training uses in-batch negatives (sentence-transformers MultipleNegativesRankingLoss) on question -> clip
+    answer and question -> clip question pairs, plus the corpus' own question -> answer pairs. Ranking weights are
+    then refitted for the tuned model on a slice of the training videos kept out of training and written into the
+    model directory (clipsearch_ranking.json; `index build --model DIR` uses them). Prints the dev metrics before
+    and after. An index built with the tuned model says "answered" whenever it has results until you run
+    `clipsearch calibrate` on it.
+
+    Example usage:
+
+        clipsearch tune --clips clips.jsonl --queries queries-train.jsonl --dev queries-dev.jsonl --out models/tuned
+    """
+    from clipsearch.metrics import RANKING_METRICS
+    from clipsearch.tuning import TuneOptions, tune as run_tune
+
+    options = TuneOptions(epochs=epochs, batch_size=batch_size, max_seq_length=max_seq_length)
+    try:
+        result = run_tune(clips, queries or [], out, dev_files=dev or [], model=model, options=options, work=work,
+                          say=lambda message: typer.echo(message, err=True))
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    typer.echo(f"wrote {result.out}: trained on {result.train_pairs} pairs ({result.train_questions} questions), "
+               f"weights fitted on {result.fit_questions}, measured on {result.dev_questions} dev questions")
+    typer.echo(f"  {'metric':<10} {'before':>7} {'after':>7}")
+    for name in RANKING_METRICS:
+        typer.echo(f"  {name:<10} {result.before[name]:7.3f} {result.after[name]:7.3f}")
+    typer.echo(f"  weights {json.dumps(result.fusion['weights'])}")
+    typer.echo("  seconds " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()))
 
 
 def _stderr_console():

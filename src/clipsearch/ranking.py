@@ -51,9 +51,9 @@ class Fusion:
         return float(self.score_many(arrays)[0])
 
     def score_many(self, components: dict[str, np.ndarray]) -> np.ndarray:
-        """Fused scores of many clips at once: arrays of component scores, NaN = absent."""
-        size = len(next(iter(components.values())))
-        total, weight = np.zeros(size), np.zeros(size)
+        """Fused scores of many clips at once: arrays of component scores (any one shape), NaN = absent."""
+        shape = np.shape(next(iter(components.values())))
+        total, weight = np.zeros(shape), np.zeros(shape)
         for name in COMPONENTS:
             w = getattr(self, name)
             values = components.get(name)
@@ -62,7 +62,7 @@ class Fusion:
             present = ~np.isnan(values)
             total += w * np.where(present, values, 0.0)
             weight += w * present
-        mean = np.divide(total, weight, out=np.zeros(size), where=weight > 0)
+        mean = np.divide(total, weight, out=np.zeros(shape), where=weight > 0)
         question = components.get("question")
         if question is None:
             return mean

@@ -142,6 +142,13 @@ def request_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]
         Field(description=f"The question, 1 to {settings.max_query_chars} characters after trimming."),
     ]
     Count = Annotated[int, Field(ge=1, le=settings.max_k, description="How many clips at most.")]
+    Collapse = Annotated[bool, Field(
+        description="Clips of one video whose time ranges overlap do not crowd the results: the best one stands "
+                    "and lists the others in `overlapping`. false lists each clip on its own."
+    )]
+    GroupBy = Annotated[Literal["video"] | None, Field(
+        description="`video`: one result per video, its best clip."
+    )]
 
     class SearchParams(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -154,6 +161,8 @@ def request_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]
         video_id: list[str] = Field(
             default_factory=list, description="Only clips of this video (repeatable)."
         )
+        collapse: Collapse = True
+        group_by: GroupBy = None
 
     class AskRequest(BaseModel):
         model_config = ConfigDict(
@@ -166,5 +175,7 @@ def request_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]
         question: Question
         k: Count = settings.default_k
         filters: Filters = Field(default_factory=Filters)
+        collapse: Collapse = True
+        group_by: GroupBy = None
 
     return SearchParams, AskRequest

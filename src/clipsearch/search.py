@@ -17,6 +17,8 @@ from clipsearch.ranking import COMPONENTS
 VECTOR_FIELDS = ("question", "answer")
 #: The clip fields a search may be filtered on (exact match, any of the given values).
 FILTER_FIELDS = ("source", "video_id")
+#: What results may be grouped by (one result per group): ``video`` (clips without a video id stand alone).
+GROUP_BY = ("video",)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Searcher:
         filters: Mapping[str, Sequence[str]] | None = None,
         *,
         collapse: bool = True,
+        group_by: str | None = None,
     ) -> Answer:
         """The ``k`` clips closest to ``query``, best first, among those matching ``filters``.
 
@@ -136,8 +139,10 @@ class Searcher:
                 its values. Filters apply before the top k is cut.
             collapse: clips of the same video whose time ranges overlap do not crowd the results: the best one
                 stands and lists the others' ids in ``overlapping``.
+            group_by: ``"video"``: one result per video, its best clip (the video's other clips are left out).
         """
-        return self.search_encoded(query, self.encoder.encode([query]), k, filters, collapse=collapse)
+        return self.search_encoded(query, self.encoder.encode([query]), k, filters, collapse=collapse,
+                                   group_by=group_by)
 
     def search_encoded(
         self,
@@ -147,32 +152,51 @@ class Searcher:
         filters: Mapping[str, Sequence[str]] | None = None,
         *,
         collapse: bool = True,
+        group_by: str | None = None,
     ) -> Answer:
         """:meth:`search` with the query already encoded (``vector``: shape (1, dim)), e.g. in batches."""
+        if group_by is not None and group_by not in GROUP_BY:
+            raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
         rows = self._rows_matching(filters)
         if k <= 0 or (rows is not None and len(rows) == 0) or not self.index.clips:
             return Answer(query, False, [])
-        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        bm25 = self.index.bm25.scores(query)
-        if rows is not None:
-            allowed = np.zeros(len(bm25), dtype=bool)
-            allowed[rows] = True
-            bm25 = np.where(allowed, bm25, 0.0)
-        candidates = self._candidates(vector, bm25, max(k * 4, 50), rows)
-        components = self._components(candidates, vector[0], bm25)
+        candidates, components = self.components(query, vector, max(k * 4, 50), rows)
         fused = self.fusion.score_many(components)
         order = np.lexsort((candidates, -fused))  # best first, ties by clip row
         kept: list[tuple[int, list[str]]] = []  # (position in candidates, overlapping ids)
         for at in order:
             if len(kept) == k:
                 break
-            stand = self._overlapped_by(int(candidates[at]), candidates, kept) if collapse else None
-            if stand is None:
+            row = int(candidates[at])
+            stand = self._overlapped_by(row, candidates, kept) if collapse else None
+            if stand is not None:
+                stand[1].append(self.index.clips[row].id)
+            elif group_by is None or not self._same_video(row, candidates, kept):
                 kept.append((int(at), []))
-            else:
-                stand[1].append(self.index.clips[int(candidates[at])].id)
         hits = [self._hit(at, float(fused[at]), candidates, components, overlapping) for at, overlapping in kept]
         return self._calibrated(query, hits)
+
+    def components(
+        self, query: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The clips worth ranking for a query and every ranking component of each, before fusion.
+
+        Args:
+            vector: the encoded query, shape (1, dim).
+            fetch: how deep to read each component's own top list (the candidates are their union).
+            rows: only these clip rows (a filter), or all.
+
+        Returns:
+            (candidate clip rows, sorted; {component: array aligned with the rows, NaN = absent}).
+        """
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        bm25 = self.index.bm25.scores(query)
+        if rows is not None:
+            allowed = np.zeros(len(bm25), dtype=bool)
+            allowed[rows] = True
+            bm25 = np.where(allowed, bm25, 0.0)
+        candidates = self._candidates(vector, bm25, fetch, rows)
+        return candidates, self._components(candidates, vector[0], bm25)
 
     def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
         """Attach confidences and decide ``answered`` (see :mod:`clipsearch.calibration`)."""
@@ -193,6 +217,11 @@ class Searcher:
             if other.video_id == clip.video_id and clip.start < other.end and other.start < clip.end:
                 return entry
         return None
+
+    def _same_video(self, row: int, candidates: np.ndarray, kept: list) -> bool:
+        """Whether a kept result is a clip of clip ``row``'s video (never for clips without a video id)."""
+        video = self.index.clips[row].video_id
+        return bool(video) and any(self.index.clips[int(candidates[entry[0]])].video_id == video for entry in kept)
 
     def _rows_matching(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
         if not filters:
