@@ -5,6 +5,8 @@ Example usage:
 
     python scripts/eval_tutorialvqa.py                       # dev questions, index in index/tutorialvqa
     python scripts/eval_tutorialvqa.py --queries queries-train.jsonl --compare --report reports/tutorialvqa
+    python scripts/eval_tutorialvqa.py --leave-out 10 --index index/tutorialvqa-abstention \
+        --report reports/tutorialvqa-abstention   # in-domain abstention: ten videos left out of the index
 
 The same as `clipsearch index build ../shared/data/tutorialvqa/clips.jsonl --out index/tutorialvqa` followed by
 `clipsearch bench --index index/tutorialvqa --queries ../shared/data/tutorialvqa/queries-dev.jsonl`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 
 from clipsearch import Searcher, build_index
@@ -30,14 +33,27 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="also bench BM25 only and dense only")
     parser.add_argument("--report", type=Path, help="directory for report.md and the plots")
     parser.add_argument("--json", type=Path, help="file for the metrics JSON")
+    parser.add_argument("--leave-out", type=int, default=0, metavar="N",
+                        help="build the index without N videos, random.Random(11).sample(sorted(video_ids), N): "
+                             "their questions should get answered: false")
     args = parser.parse_args()
 
-    build = build_index([args.data / "clips.jsonl"], args.index)
+    clips = args.data / "clips.jsonl"
+    if args.leave_out:
+        records = [json.loads(line) for line in clips.read_text(encoding="utf-8").splitlines() if line.strip()]
+        videos = sorted({r["video_id"] for r in records})
+        left_out = set(random.Random(11).sample(videos, args.leave_out))
+        args.index.mkdir(parents=True, exist_ok=True)
+        clips = args.index.parent / f"{args.index.name}-clips.jsonl"
+        clips.write_text("".join(json.dumps(r) + "\n" for r in records if r["video_id"] not in left_out))
+        print(f"left out {len(left_out)} videos: {', '.join(sorted(left_out))}")
+    build = build_index([clips], args.index)
     print(f"index: {build.clips} clips, {build.vectors} vectors, built in {build.seconds:.1f}s")
     source = args.data / args.queries
     result = run_benchmark(Searcher.open(args.index), read_queries([source]), compare=args.compare, sources=[source])
     print(result.text(), end="")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     if args.report:
         print("wrote", ", ".join(str(p) for p in result.write_report(args.report)))
