@@ -208,6 +208,7 @@ def test_readyz_names_what_is_served(live_server, example_index):
         "built_at": ready["built_at"],
         "model": "all-MiniLM-L6-v2",
         "clips": 20,
+        "query_encoder": "onnx fp32",
         "last_reload_error": None,
     }
     assert ready["built_at"].endswith("+00:00")

@@ -25,7 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clipsearch import __version__
 from clipsearch.middleware import AccessLog, ConcurrencyLimit, RequestLimits
 from clipsearch.schemas import AnswerBody, ErrorBody, Health, Readiness, ReloadBody, error_response, request_models
-from clipsearch.service import IndexNotLoaded, Metrics, ReloadRefused, Service, one_thread_per_search
+from clipsearch.service import (
+    IndexNotLoaded, Metrics, ReloadRefused, Service, one_omp_thread_here, one_thread_per_search,
+)
 from clipsearch.settings import Settings
 
 log = logging.getLogger("clipsearch.api")
@@ -67,13 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     every ``settings.reload_interval`` seconds) or on POST /admin/reload.
     """
     settings = settings or Settings()
-    service = Service(settings.index, model=settings.model)
+    service = Service(
+        settings.index, model=settings.model, query_encoder=settings.query_encoder,
+        onnx_precision=settings.onnx_precision, encoder_threads=settings.encoder_threads,
+        cache_dir=settings.cache_dir,
+    )
     metrics = Metrics(service)
     SearchParams, AskRequest = request_models(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        one_thread_per_search()
+        one_thread_per_search(settings.encoder_threads)
         try:
             service.reload()
         except (IndexNotLoaded, ReloadRefused) as exc:
@@ -107,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def answer(query: str, k: int, source: list[str], video_id: list[str]) -> tuple[dict, str]:
         """The answer JSON, and the index version that gave it."""
+        one_omp_thread_here()
         searcher = service.searcher  # once: a reload during this request does not change what answers it
         result = searcher.search(query, k=k, filters={"source": source, "video_id": video_id})
         metrics.observe_answer(result.answered)
