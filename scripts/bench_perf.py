@@ -93,28 +93,33 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = set(args.stages.split(","))
 
-    def stage(name: str, run):
+    def stage(key: str, name: str, run):
+        """Run one part, keep its figures (or its error) under ``key`` and save the report so far."""
         if name.split()[0].lower() not in wanted and not (name.startswith("TutorialVQA") and "builds" in wanted):
-            return {"skipped": "not in --stages"}
+            return
         print(f"{name} ... (load {os.getloadavg()[0]:.1f})", flush=True)
         try:
-            return run()
+            found = run()
         except Exception as exc:  # noqa: BLE001 - one broken stage must not lose the others' figures
             print(f"{name} failed: {exc!r}", flush=True)
-            return {"error": repr(exc)}
-        finally:
-            save(result, args.out)
+            found = {"error": repr(exc)}
+        if key == "scale":
+            result["scale"].append(found)
+        else:
+            result[key] = found
+        save(result, args.out)
 
     tvqa = args.work / "tutorialvqa"
-    result["encoders"] = stage("encoders", lambda: encoder_latency(encoder, asked, args.work))
-    result["tutorialvqa"] = stage("TutorialVQA builds", lambda: tutorialvqa_builds(encoder, args.work)[1])
-    result["agreement"] = stage("agreement of ONNX and torch", lambda: agreement(tvqa, encoder))
     result["scale"] = []
+    stage("encoders", "encoders", lambda: encoder_latency(encoder, asked, args.work))
+    stage("tutorialvqa", "TutorialVQA builds", lambda: tutorialvqa_builds(encoder, args.work)[1])
+    stage("agreement", "agreement of ONNX and torch", lambda: agreement(tvqa, encoder))
     for size in sizes:
-        result["scale"].append(stage(f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args)))  # noqa: B023
-        result["scale"][-1].setdefault("clips", size)
+        stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args))  # noqa: B023
+        if result["scale"]:
+            result["scale"][-1].setdefault("clips", size)
     if args.txtai_python:
-        result["txtai"] = stage("txtai", lambda: txtai_run(args.txtai_python, pool, args))
+        stage("txtai", "txtai", lambda: txtai_run(args.txtai_python, pool, args))
     result["machine"]["load_after"] = os.getloadavg()
     save(result, args.out)
     print((args.out / "perf.md").read_text())
@@ -256,6 +261,9 @@ def write_changed(clips: list[Clip], path: Path, fraction: float) -> int:
 
 def agreement(index_dir: Path, encoder: Encoder) -> dict:
     """Share of the dev questions whose top-10 clip ids with the ONNX encoder equal torch's."""
+    import torch
+
+    torch.set_num_threads(1)  # as the service runs it; the vectors do not depend on it
     onnx = Searcher.open(index_dir)
     torch_searcher = Searcher(onnx.index, encoder)
     queries = [q.query for q in read_queries([TUTORIALVQA / "queries-dev.jsonl"])]
@@ -346,7 +354,6 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
     if size == min(int(s) for s in args.sizes.split(",")):
         # The encoder_threads default: 1 against 2 threads per encoding, 1-client latency and N-client throughput.
         row["http_2_threads"] = http_load(out, tvqa / "cache", pool, args, ["--encoder-threads", "2"])
-        row["http_torch"] = http_load(out, tvqa / "cache", pool, args, ["--query-encoder", "torch"])
     return row
 
 
@@ -612,7 +619,7 @@ def markdown(result: dict) -> str:
         if "skipped" in row or "error" in row:
             lines.append(f"| {row['clips']} | {row.get('skipped') or row.get('error')} | | | | | | | | |")
             continue
-        for key in ("http", "http_2_threads", "http_torch"):
+        for key in ("http", "http_2_threads"):
             if key in row:
                 lines.append(http_row(row, row[key]))
     for row in result.get("scale", []):

@@ -68,7 +68,7 @@ def test_the_manifest_records_the_index_type_and_its_parameters(hnsw_and_flat):
     assert set(t["type"] for t in flat.manifest["index_types"].values()) == {"flat"}
     assert hnsw.manifest["index_type"] == "hnsw" and hnsw.manifest["flat_max_vectors"] == 10
     for field, count in hnsw.manifest["vectors_by_field"].items():
-        expected = {"type": "hnsw", "M": 32, "efConstruction": 40, "efSearch": 64} if count > 10 else {"type": "flat"}
+        expected = {"type": "hnsw", "M": 32, "efConstruction": 40, "efSearch": 256} if count > 10 else {"type": "flat"}
         assert hnsw.manifest["index_types"][field] == expected
 
 

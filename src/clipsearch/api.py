@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        one_thread_per_search(settings.encoder_threads)
+        one_thread_per_search()
         try:
             service.reload()
         except (IndexNotLoaded, ReloadRefused) as exc:

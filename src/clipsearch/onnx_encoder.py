@@ -119,7 +119,7 @@ class OnnxEncoder:
 
 
 def load_query_encoder(
-    ref: ModelRef, cache_dir: Path, *, backend: str = "onnx", precision: str = "fp32", threads: int = 1
+    ref: ModelRef, cache_dir: Path, *, backend: str = "onnx", precision: str = "fp32", threads: int = 2
 ) -> Encoder | OnnxEncoder:
     """The encoder queries use: the cached, verified ONNX export of ``ref`` at ``precision`` (exported now when
     the cache lacks it), else the torch :class:`Encoder` (``backend="torch"``, or the export was refused or could

@@ -118,7 +118,7 @@ class Searcher:
         *,
         query_encoder: str = "onnx",
         onnx_precision: str = "fp32",
-        encoder_threads: int = 1,
+        encoder_threads: int = 2,
         cache_dir: str | Path | None = None,
     ) -> Searcher:
         """Open the current version of ``index_dir`` with the model its manifest records.

@@ -31,8 +31,9 @@ from clipsearch.search import Searcher
 log = logging.getLogger("clipsearch.service")
 
 
-def one_thread_per_search(threads: int = 1) -> None:
-    """Encode each query with ``threads`` torch intra-op threads (the ONNX encoder takes its own setting).
+def one_thread_per_search() -> None:
+    """Encode each query on the thread that asks it, without torch's intra-op thread pool (the ONNX encoder
+    takes its own setting, ``encoder_threads``).
 
     A server answers many short queries at once from a thread pool; intra-op threads only contend with each
     other there. Measured on a busy 2-core machine (issue 4): a search took ~700 ms through the HTTP thread
@@ -40,7 +41,7 @@ def one_thread_per_search(threads: int = 1) -> None:
     """
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
 
 
 _omp = threading.local()
@@ -99,7 +100,7 @@ class Service:
         *,
         query_encoder: str = "onnx",
         onnx_precision: str = "fp32",
-        encoder_threads: int = 1,
+        encoder_threads: int = 2,
         cache_dir: str | Path | None = None,
     ):
         self.root = Path(root)

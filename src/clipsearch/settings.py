@@ -39,7 +39,11 @@ class Settings(BaseSettings):
         "fp32", description="Weights of the ONNX query encoder: fp32, or dynamic int8 (used only if it verifies)."
     )
     encoder_threads: int = Field(
-        1, ge=1, le=64, description="CPU threads one query encoding may use (ONNX intra-op threads, or torch's)."
+        2,
+        ge=1,
+        le=64,
+        description="Intra-op threads of the ONNX query encoder (concurrent requests share them; the torch "
+        "fallback always encodes on one thread per request).",
     )
     flat_max_vectors: int = Field(
         20_000,
