@@ -208,6 +208,7 @@ def test_readyz_names_what_is_served(live_server, example_index):
         "built_at": ready["built_at"],
         "model": "all-MiniLM-L6-v2",
         "clips": 20,
+        "query_encoder": "onnx fp32",
         "last_reload_error": None,
     }
     assert ready["built_at"].endswith("+00:00")
@@ -938,7 +939,7 @@ def test_openapi_documents_every_endpoint_and_model(live_server, admin_server):
 
 # --- settings -----------------------------------------------------------------------------------------------
 
-BUILD_ONLY = {"cache_dir", "keep_versions"}
+BUILD_ONLY = {"keep_versions", "flat_max_vectors"}
 
 
 def test_serve_help_lists_every_serving_setting_with_its_env_var():

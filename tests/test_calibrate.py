@@ -60,7 +60,7 @@ def test_calibrate_writes_a_new_version_with_fitted_weights_and_threshold(own_in
     old, new = own_index / "versions" / before["version"], own_index / "current"
     assert os.path.samefile(old / "answers.faiss", new / "answers.faiss")
     assert after["files"] == before["files"]
-    searcher = Searcher.open(own_index)
+    searcher = Searcher.open(own_index, query_encoder="torch")
     assert searcher.calibration == Calibration.from_dict(after["calibration"])
     queries = read_queries([QUESTIONS, OFFTOPIC])
     figures = abstention([bool(q.relevant) for q in queries], [searcher.search(q.query).answered for q in queries])
@@ -69,7 +69,7 @@ def test_calibrate_writes_a_new_version_with_fitted_weights_and_threshold(own_in
 
 
 def test_the_threshold_keeps_the_asked_share_of_answerable_questions_answered(own_index):
-    searcher = Searcher.open(own_index)
+    searcher = Searcher.open(own_index, query_encoder="torch")
     samples = collect(searcher, read_queries([QUESTIONS, OFFTOPIC]))
 
     for rate in (0.8, 0.95):
@@ -80,7 +80,7 @@ def test_the_threshold_keeps_the_asked_share_of_answerable_questions_answered(ow
 
 
 def test_fitted_weights_never_rank_worse_than_the_starting_ones(own_index):
-    searcher = Searcher.open(own_index)
+    searcher = Searcher.open(own_index, query_encoder="torch")
     samples = collect(searcher, read_queries([QUESTIONS]))
     start = Fusion(question=0.0, answer=0.0, sentence=0.0, passage=0.0, bm25=1.0)  # BM25 only
 
@@ -99,7 +99,7 @@ def test_only_answerable_questions_move_only_the_threshold(own_index):
     assert result.exit_code == 0, result.output
     after = manifest(own_index)["calibration"]
     assert after["features"] == before["features"] and after["intercept"] == before["intercept"]
-    searcher = Searcher.open(own_index)
+    searcher = Searcher.open(own_index, query_encoder="torch")
     assert all(searcher.search(q.query).answered for q in read_queries([QUESTIONS]))
 
 

@@ -93,6 +93,7 @@ def test_the_first_reload_loads_the_current_version(root):
         "built_at": service.searcher.index.manifest["built_at"],
         "model": "all-MiniLM-L6-v2",
         "clips": 20,
+        "query_encoder": "onnx fp32",
         "last_reload_error": None,
     }
     assert service.reloads == 0  # loading the first version is not a reload

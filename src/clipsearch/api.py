@@ -25,7 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clipsearch import __version__
 from clipsearch.middleware import AccessLog, ConcurrencyLimit, RequestLimits
 from clipsearch.schemas import AnswerBody, ErrorBody, Health, Readiness, ReloadBody, error_response, request_models
-from clipsearch.service import IndexNotLoaded, Metrics, ReloadRefused, Service, one_thread_per_search
+from clipsearch.service import (
+    IndexNotLoaded, Metrics, ReloadRefused, Service, one_omp_thread_here, one_thread_per_search,
+)
 from clipsearch.settings import Settings
 
 log = logging.getLogger("clipsearch.api")
@@ -67,7 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     every ``settings.reload_interval`` seconds) or on POST /admin/reload.
     """
     settings = settings or Settings()
-    service = Service(settings.index, model=settings.model)
+    service = Service(
+        settings.index, model=settings.model, query_encoder=settings.query_encoder,
+        onnx_precision=settings.onnx_precision, encoder_threads=settings.encoder_threads,
+        cache_dir=settings.cache_dir,
+    )
     metrics = Metrics(service)
     SearchParams, AskRequest = request_models(settings)
 
@@ -109,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         query: str, k: int, source: list[str], video_id: list[str], collapse: bool = True, group_by: str | None = None
     ) -> tuple[dict, str]:
         """The answer JSON, and the index version that gave it."""
+        one_omp_thread_here()
         searcher = service.searcher  # once: a reload during this request does not change what answers it
         result = searcher.search(
             query, k=k, filters={"source": source, "video_id": video_id}, collapse=collapse, group_by=group_by

@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from clipsearch import __version__
+from clipsearch import __version__, ann
 from clipsearch.calibration import Calibration, default_calibration
 from clipsearch.clips import Clip
 from clipsearch.corpus import read_clips
@@ -33,12 +34,15 @@ from clipsearch.index import (
     current_version_id, sha256_file,
 )
 from clipsearch.lexical import BM25Index
+from clipsearch.onnx_encoder import export_onnx
 from clipsearch.passages import passages, sentences
 from clipsearch.ranking import Fusion
 
 #: Files a model directory may carry with the ranking weights and calibration fitted for it (``clipsearch tune``).
 RANKING_FILE = "clipsearch_ranking.json"
 CALIBRATION_FILE = "clipsearch_calibration.json"
+
+log = logging.getLogger("clipsearch.build")
 
 #: progress(done, total) while encoding.
 Progress = Callable[[int, int], None]
@@ -71,6 +75,8 @@ def build_index(
     fusion: Fusion | None = None,
     calibration: Calibration | None = None,
     progress: Progress | None = None,
+    onnx_precision: str | None = "fp32",
+    flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
@@ -85,6 +91,10 @@ def build_index(
         calibration: abstention calibration recorded in the manifest; default the one shipped for the packaged
             model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
         progress: called with (done, total) while encoding.
+        flat_max_vectors: a field with more vectors than this gets an HNSW index, else exact flat (see
+            :mod:`clipsearch.ann`).
+        onnx_precision: the ONNX query encoder to export (verified) into the cache directory unless it is there
+            already, so serving never exports; None: none.
 
     Raises:
         CorpusError: an input is malformed (nothing is written).
@@ -98,15 +108,18 @@ def build_index(
     encoder = Encoder.load(model)
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out):
-        cache = EmbeddingCache(Path(cache_dir or out / "cache") / "embeddings.sqlite")
+        cache_dir = Path(cache_dir or out / "cache")
+        cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
         try:
             vectors, encoded, cached = _embed(encoder, clips, cache, batch_size, progress)
         finally:
             cache.close()
+        if onnx_precision is not None:
+            _export_query_encoder(encoder, cache_dir, onnx_precision)
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
-            calibration if calibration is not None else calibration_for(encoder),
+            calibration if calibration is not None else calibration_for(encoder), flat_max_vectors,
         )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
@@ -122,6 +135,20 @@ def ranking_for(encoder: Encoder) -> Fusion:
     if own is not None and own.is_file():
         return Fusion.from_dict(json.loads(own.read_text(encoding="utf-8")))
     return Fusion()
+
+
+def _export_query_encoder(encoder: Encoder, cache_dir: Path, precision: str) -> None:
+    """Export and verify the ONNX query encoder now (once per model and precision: it is kept in the cache)."""
+    try:
+        record = export_onnx(encoder, cache_dir, precision)
+    except Exception as exc:  # noqa: BLE001 - the index is good without it; queries then use torch
+        log.warning("cannot export model %s to ONNX (%s); queries will use torch", encoder.name, exc)
+        return
+    if not record["verified"]:
+        log.warning(
+            "ONNX %s export of %s refused: cosine %.5f with torch, below %.3f; queries will use torch",
+            precision, encoder.name, record["min_cosine"], record["threshold"],
+        )
 
 
 def calibration_for(encoder: Encoder) -> Calibration | None:
@@ -228,7 +255,8 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
 
 
 def _write_version(
-    out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None
+    out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
+    flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
@@ -239,17 +267,14 @@ def _write_version(
         with open(temp / CLIPS, "w", encoding="utf-8") as handle:
             for clip in clips:
                 handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
-        counts = {}
+        counts, types = {}, {}
         for kind, (matrix, table) in vectors.items():
             if kind in VECTOR_FILES:
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
-                if len(table):
-                    index.add_with_ids(matrix, table[:, 0])
+                index, types[kind] = ann.build(matrix, table[:, 0], flat_max_vectors)
                 faiss.write_index(index, str(temp / VECTOR_FILES[kind]))
             else:
                 index_name, table_name = SPAN_FILES[kind]
-                index = faiss.IndexFlatIP(encoder.dim)
-                index.add(matrix)
+                index, types[kind] = ann.build(matrix, None, flat_max_vectors)
                 faiss.write_index(index, str(temp / index_name))
                 np.save(temp / table_name, table)
             counts[kind] = int(index.ntotal)
@@ -269,7 +294,9 @@ def _write_version(
             "model_fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "metric": METRIC,
-            "index_type": "flat",
+            "index_type": ann.HNSW if any(t["type"] == ann.HNSW for t in types.values()) else ann.FLAT,
+            "index_types": types,
+            "flat_max_vectors": flat_max_vectors,
             "clips": len(clips),
             "vectors": sum(counts.values()),
             "vectors_by_field": counts,

@@ -62,6 +62,12 @@ def index_build(
         typer.Option("--cache-dir", envvar=f"{ENV_PREFIX}CACHE_DIR", help="Embedding cache. Default: OUT/cache."),
     ] = None,
     keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
+    flat_max_vectors: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar=f"{ENV_PREFIX}FLAT_MAX_VECTORS", help=Settings.model_fields["flat_max_vectors"].description
+        ),
+    ] = Settings.model_fields["flat_max_vectors"].default,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build a new version of an index from clip files and switch to it once it is verified.
@@ -87,6 +93,7 @@ def index_build(
         try:
             result = build_index(
                 sources, out, model=model, cache_dir=cache_dir, keep_versions=keep_versions,
+                flat_max_vectors=flat_max_vectors,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ClipsearchError as exc:
@@ -95,6 +102,22 @@ def index_build(
         f"built {out} version {result.index.version}: {result.clips} clips, {result.vectors} vectors, "
         f"{result.clips_per_second:.1f} clips/s ({result.encoded} texts encoded, {result.cached} from cache)"
     )
+
+
+def _setting(name: str, *flags: str, **options) -> typer.models.OptionInfo:
+    """The option of setting ``name``: its env var and help come from the one Settings table."""
+    info = Settings.model_fields[name]
+    return typer.Option(*flags, envvar=f"{ENV_PREFIX}{name.upper()}", help=info.description, **options)
+
+
+def _default(name: str):
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
+QueryEncoderOption = Annotated[str, _setting("query_encoder", "--query-encoder")]
+OnnxPrecisionOption = Annotated[str, _setting("onnx_precision", "--onnx-precision")]
+EncoderThreadsOption = Annotated[int, _setting("encoder_threads", "--encoder-threads", min=1, max=64)]
+CacheDirOption = Annotated[Optional[Path], _setting("cache_dir", "--cache-dir")]
 
 
 @app.command()
@@ -112,6 +135,10 @@ def ask(
         Optional[GroupBy], typer.Option("--group-by", help="One result per video, its best clip.")
     ] = None,
     model: ModelOption = None,
+    query_encoder: QueryEncoderOption = _default("query_encoder"),
+    onnx_precision: OnnxPrecisionOption = _default("onnx_precision"),
+    encoder_threads: EncoderThreadsOption = _default("encoder_threads"),
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Print the clips closest to a question, best first.
 
@@ -122,7 +149,18 @@ def ask(
     from clipsearch.search import Searcher
 
     try:
-        searcher = Searcher.open(index, model=model)
+        settings = Settings(
+            index=index, model=model, query_encoder=query_encoder, onnx_precision=onnx_precision,
+            encoder_threads=encoder_threads, cache_dir=cache_dir,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        searcher = Searcher.open(
+            index, model=model, query_encoder=settings.query_encoder, onnx_precision=settings.onnx_precision,
+            encoder_threads=settings.encoder_threads, cache_dir=settings.cache_dir,
+        )
         answer = searcher.search(question, k=k, filters={"source": source or [], "video_id": video_id or []},
                                  collapse=collapse, group_by=group_by.value if group_by else None)
     except ClipsearchError as exc:
@@ -143,22 +181,16 @@ def ask(
         typer.echo(f"   {clip.question or clip.answer[:100]}")
 
 
-def _setting(name: str, *flags: str, **options) -> typer.models.OptionInfo:
-    """The option of setting ``name``: its env var and help come from the one Settings table."""
-    info = Settings.model_fields[name]
-    return typer.Option(*flags, envvar=f"{ENV_PREFIX}{name.upper()}", help=info.description, **options)
-
-
-def _default(name: str):
-    return Settings.model_fields[name].get_default(call_default_factory=True)
-
-
 @app.command()
 def serve(
     index: IndexOption = _default("index"),
     host: Annotated[str, _setting("host", "--host")] = _default("host"),
     port: Annotated[int, _setting("port", "--port")] = _default("port"),
     model: ModelOption = None,
+    query_encoder: QueryEncoderOption = _default("query_encoder"),
+    onnx_precision: OnnxPrecisionOption = _default("onnx_precision"),
+    encoder_threads: EncoderThreadsOption = _default("encoder_threads"),
+    cache_dir: CacheDirOption = None,
     log_level: Annotated[str, _setting("log_level", "--log-level")] = _default("log_level"),
     default_k: Annotated[int, _setting("default_k", "--default-k")] = _default("default_k"),
     max_k: Annotated[int, _setting("max_k", "--max-k")] = _default("max_k"),
@@ -197,7 +229,9 @@ def serve(
 
     try:
         settings = Settings(
-            index=index, host=host, port=port, model=model, log_level=log_level, default_k=default_k,
+            index=index, host=host, port=port, model=model, query_encoder=query_encoder,
+            onnx_precision=onnx_precision, encoder_threads=encoder_threads, cache_dir=cache_dir,
+            log_level=log_level, default_k=default_k,
             max_k=max_k, max_query_chars=max_query_chars, max_body_bytes=max_body_bytes,
             max_query_string_bytes=max_query_string_bytes, max_in_flight=max_in_flight,
             reload_interval=reload_interval, admin_token=admin_token, cors_origins=cors_origins or [],

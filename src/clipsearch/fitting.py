@@ -241,7 +241,7 @@ def calibrate(index_dir, queries: Sequence, *, answered_rate: float = 0.9, keep_
     from clipsearch.calibration import default_calibration
     from clipsearch.search import Searcher
 
-    searcher = Searcher.open(index_dir)
+    searcher = Searcher.open(index_dir, query_encoder="torch")  # batches of questions: torch is at its best
     samples = collect(searcher, queries)
     answerable = sum(s.answerable for s in samples)
     if not answerable:

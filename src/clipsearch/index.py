@@ -23,6 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from clipsearch import ann
 from clipsearch.calibration import Calibration
 from clipsearch.clips import Clip
 from clipsearch.encoder import ModelRef, resolve_model
@@ -85,14 +86,6 @@ def current_version_id(root: str | Path) -> str | None:
         return None
 
 
-def flat_vectors(index: faiss.Index) -> np.ndarray:
-    """A zero-copy (ntotal, d) float32 view of the vectors of a flat index (or of the flat index an IDMap wraps)."""
-    flat = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-    if flat.ntotal == 0:
-        return np.zeros((0, flat.d), dtype=np.float32)
-    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
-
-
 @dataclass
 class ClipVectors:
     """One vector per clip (or none): ``matrix[position[row]]`` is clip ``row``'s vector, ``position[row] == -1``
@@ -107,7 +100,7 @@ class ClipVectors:
         position = np.full(clips, -1, dtype=np.int64)
         if index.ntotal:
             position[faiss.vector_to_array(index.id_map)] = np.arange(index.ntotal)
-        return cls(index, flat_vectors(index), position)
+        return cls(index, ann.stored_vectors(index), position)
 
     def cosines(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with each clip row's vector; NaN where a clip has none."""
@@ -130,7 +123,7 @@ class SpanVectors:
     @classmethod
     def of(cls, index: faiss.Index, spans: np.ndarray, clips: int) -> SpanVectors:
         offsets = np.searchsorted(spans[:, 0], np.arange(clips + 1)) if len(spans) else np.zeros(clips + 1, int)
-        return cls(index, flat_vectors(index), spans, offsets)
+        return cls(index, ann.stored_vectors(index), spans, offsets)
 
     def best(self, rows: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each clip row, the best cosine of ``query`` with one of its spans and that span's position
@@ -254,15 +247,22 @@ class ClipIndex:
             (scores, ids) arrays of shape (len(queries), k'); ids are -1 where fewer than k exist. Ids are clip rows
             for question and answer vectors, span positions for sentences and passages.
         """
-        index = (self.vectors[field] if field in self.vectors else self.spans[field]).index
-        k = min(k, index.ntotal)
+        holder = self.vectors[field] if field in self.vectors else self.spans[field]
+        k = min(k, holder.index.ntotal)
         if k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        params = None
-        if rows is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64)))
-        return index.search(queries, k, params=params)
+        info = self.manifest.get("index_types", {}).get(field, {"type": ann.FLAT})
+        if rows is None:
+            return ann.search(holder.index, info, queries, k)
+        rows = np.asarray(rows, dtype=np.int64)
+        if isinstance(holder, ClipVectors):
+            positions = holder.position[rows]
+            ids, positions = rows[positions >= 0], positions[positions >= 0]
+        else:
+            ids = positions = rows
+        exact = (ids, holder.matrix[positions]) if len(ids) <= ann.EXACT_FILTERED_MAX else None
+        return ann.search(holder.index, info, queries, k, rows, exact)
 
 
 def model_ref_from_manifest(root: Path, manifest: dict) -> ModelRef:

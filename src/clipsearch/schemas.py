@@ -124,6 +124,10 @@ class Readiness(BaseModel):
     built_at: str = Field(description="When that version was built (UTC, ISO 8601).")
     model: str
     clips: int
+    query_encoder: str = Field(
+        description="What encodes questions: `onnx fp32`, `onnx int8`, or `torch` (also when an ONNX export was "
+        "refused)."
+    )
     last_reload_error: str | None = Field(
         description="Why the version DIR/current names was refused (the one above keeps serving); else null."
     )

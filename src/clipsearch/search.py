@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from clipsearch.encoder import Encoder, resolve_model
 from clipsearch.errors import ModelMismatch
 from clipsearch.index import ClipIndex
 from clipsearch.ranking import COMPONENTS
+
+if TYPE_CHECKING:
+    from clipsearch.onnx_encoder import OnnxEncoder
 
 VECTOR_FIELDS = ("question", "answer")
 #: The clip fields a search may be filtered on (exact match, any of the given values).
@@ -93,7 +97,7 @@ class Searcher:
         answer.results[0].clip.start
     """
 
-    def __init__(self, index: ClipIndex, encoder: Encoder):
+    def __init__(self, index: ClipIndex, encoder: Encoder | OnnxEncoder):
         if encoder.fingerprint != index.manifest["model_fingerprint"]:
             raise ModelMismatch(
                 f"model {encoder.name!r} (fingerprint {encoder.fingerprint[:12]}) is not the model the index "
@@ -109,17 +113,37 @@ class Searcher:
         }
 
     @classmethod
-    def open(cls, index_dir: str | Path, model: str | Path | None = None) -> Searcher:
+    def open(
+        cls,
+        index_dir: str | Path,
+        model: str | Path | None = None,
+        *,
+        query_encoder: str = "onnx",
+        onnx_precision: str = "fp32",
+        encoder_threads: int = 2,
+        cache_dir: str | Path | None = None,
+    ) -> Searcher:
         """Open the current version of ``index_dir`` with the model its manifest records.
 
         Args:
             model: optional; when given it must be the same model (by fingerprint) the index was built with.
+            query_encoder: ``onnx`` (the model's verified ONNX export, made now if the cache lacks it; torch when
+                it is refused) or ``torch``. See :func:`clipsearch.onnx_encoder.load_query_encoder`.
+            onnx_precision, encoder_threads: the ONNX weights (``fp32``/``int8``) and threads per encoding.
+            cache_dir: where the ONNX export is kept; default ``index_dir/cache``.
 
         Raises:
             IndexNotFound, IndexCorrupt, ModelNotFound, ModelMismatch.
         """
+        from clipsearch.onnx_encoder import load_query_encoder
+
         index = ClipIndex.open(index_dir)
-        return cls(index, Encoder.load(resolve_model(model) if model is not None else index.model_ref()))
+        ref = resolve_model(model) if model is not None else index.model_ref()
+        encoder = load_query_encoder(
+            ref, Path(cache_dir or Path(index_dir) / "cache"), backend=query_encoder, precision=onnx_precision,
+            threads=encoder_threads,
+        )
+        return cls(index, encoder)
 
     def search(
         self,

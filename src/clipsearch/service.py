@@ -22,16 +22,18 @@ from typing import NoReturn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from clipsearch.encoder import Encoder
+from clipsearch.encoder import resolve_model
 from clipsearch.errors import ClipsearchError, IndexNotFound
 from clipsearch.index import ClipIndex, current_version_path
+from clipsearch.onnx_encoder import load_query_encoder
 from clipsearch.search import Searcher
 
 log = logging.getLogger("clipsearch.service")
 
 
 def one_thread_per_search() -> None:
-    """Encode each query on the thread that asks it, without torch's intra-op thread pool.
+    """Encode each query on the thread that asks it, without torch's intra-op thread pool (the ONNX encoder
+    takes its own setting, ``encoder_threads``).
 
     A server answers many short queries at once from a thread pool; intra-op threads only contend with each
     other there. Measured on a busy 2-core machine (issue 4): a search took ~700 ms through the HTTP thread
@@ -40,6 +42,22 @@ def one_thread_per_search() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+_omp = threading.local()
+
+
+def one_omp_thread_here() -> None:
+    """Let FAISS use one OpenMP thread on the calling thread.
+
+    ``faiss.omp_set_num_threads`` sets a per-thread value: called once at startup it leaves the HTTP thread
+    pool's workers at one OpenMP thread per core each (issue 7), so each worker sets its own, once.
+    """
+    if not getattr(_omp, "pinned", False):
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        _omp.pinned = True
 
 
 class IndexNotLoaded(ClipsearchError):
@@ -71,11 +89,24 @@ class Service:
     Args:
         root: the index directory.
         model: optional model name or path; every version must be built with it (checked by fingerprint).
+        query_encoder, onnx_precision, encoder_threads, cache_dir: how questions are encoded, as for
+            :meth:`Searcher.open`.
     """
 
-    def __init__(self, root: str | Path, model: str | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        model: str | None = None,
+        *,
+        query_encoder: str = "onnx",
+        onnx_precision: str = "fp32",
+        encoder_threads: int = 2,
+        cache_dir: str | Path | None = None,
+    ):
         self.root = Path(root)
         self.model = model
+        self.encoding = {"backend": query_encoder, "precision": onnx_precision, "threads": encoder_threads}
+        self.cache_dir = Path(cache_dir) if cache_dir else self.root / "cache"
         self.reloads = 0
         self.failed_reloads = 0
         self._searcher: Searcher | None = None
@@ -103,18 +134,22 @@ class Service:
         return self._error
 
     def status(self) -> dict:
-        """What is served: ``index``, ``version``, ``built_at``, ``model``, ``clips``, ``last_reload_error``.
+        """What is served: ``index``, ``version``, ``built_at``, ``model``, ``clips``, ``query_encoder``,
+        ``last_reload_error``.
 
         Raises:
             IndexNotLoaded: nothing is loaded.
         """
-        index = self.searcher.index
+        searcher = self.searcher
+        index = searcher.index
+        encoder = searcher.encoder
         return {
             "index": str(self.root),
             "version": index.version,
             "built_at": index.manifest["built_at"],
             "model": index.manifest["model"],
             "clips": len(index),
+            "query_encoder": f"onnx {encoder.precision}" if getattr(encoder, "backend", "torch") == "onnx" else "torch",
             "last_reload_error": self._error,
         }
 
@@ -167,13 +202,10 @@ class Service:
     def _open(self, path: Path) -> Searcher:
         index = ClipIndex.load_version(self.root, path)
         serving = self._searcher
-        if self.model is not None:
-            encoder = Encoder.load(self.model)
-        elif serving is not None and serving.encoder.fingerprint == index.manifest["model_fingerprint"]:
-            encoder = serving.encoder
-        else:
-            encoder = Encoder.load(index.model_ref())
-        return Searcher(index, encoder)
+        if serving is not None and serving.encoder.fingerprint == index.manifest["model_fingerprint"]:
+            return Searcher(index, serving.encoder)
+        ref = resolve_model(self.model) if self.model is not None else index.model_ref()
+        return Searcher(index, load_query_encoder(ref, self.cache_dir, **self.encoding))
 
     def _refuse(self, version: str, message: str, count: bool = True) -> NoReturn:
         if count:

@@ -6,7 +6,7 @@ Precedence: defaults < environment (``CLIPSEARCH_<NAME>``) < command-line flags.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,7 +27,30 @@ class Settings(BaseSettings):
         description="Model name or path; default: the one the index manifest records. "
         "When given for a query it must match the index's model fingerprint.",
     )
-    cache_dir: Path | None = Field(None, description="Embedding cache for builds; default INDEX/cache.")
+    cache_dir: Path | None = Field(
+        None, description="Cache of builds (embeddings) and of the ONNX query encoder; default INDEX/cache."
+    )
+    query_encoder: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="What encodes questions: onnx (the index's model exported to ONNX Runtime, verified against "
+        "torch, cached in the cache directory) or torch (sentence-transformers).",
+    )
+    onnx_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="Weights of the ONNX query encoder: fp32, or dynamic int8 (used only if it verifies)."
+    )
+    encoder_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Intra-op threads of the ONNX query encoder (concurrent requests share them; the torch "
+        "fallback always encodes on one thread per request).",
+    )
+    flat_max_vectors: int = Field(
+        20_000,
+        ge=0,
+        description="At build: a field (question, answer, sentence or passage vectors) with more vectors than this "
+        "gets an HNSW index instead of exact flat search.",
+    )
     keep_versions: int = Field(3, ge=1, description="Index versions kept after a build, for rollback.")
     host: str = Field("127.0.0.1", description="Address the HTTP service binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP service listens on.")

@@ -1,0 +1,268 @@
+"""The query encoder on ONNX Runtime: the index's sentence-transformers model exported with ``torch.onnx``,
+verified against torch, and kept in the index's cache directory so no rebuild exports it again.
+
+The export runs the whole sentence-transformers pipeline (transformer, pooling and whatever other modules the
+model's ``modules.json`` lists) and L2-normalises its output, so the ONNX graph gives the vectors
+``Encoder.encode`` gives. An export whose vectors differ from torch's on a probe set (cosine below
+``MIN_COSINE``) is refused: the refusal is recorded next to where the model would be, logged, and queries stay on
+torch. Issue 7 has the measurements behind the defaults.
+
+Layout (``CACHE`` is the index's cache directory, ``INDEX/cache`` by default)::
+
+    CACHE/onnx/<fingerprint 16 hex>-<precision>-v<EXPORT_FORMAT>.onnx   the verified graph
+    CACHE/onnx/<fingerprint 16 hex>-<precision>-v<EXPORT_FORMAT>.json   how it was made and verified
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from clipsearch.encoder import Encoder, ModelRef, fingerprint
+
+log = logging.getLogger("clipsearch.onnx")
+
+EXPORT_FORMAT = 1
+PRECISIONS = ("fp32", "int8")
+BACKENDS = ("onnx", "torch")
+#: Least cosine between an exported model's vectors and torch's, over the probe set, for it to be used. Dynamic
+#: int8 cannot reach 0.999 on MiniLM (measured 0.98 on AVX2, issue 7), so it is held to what it can be.
+MIN_COSINE = {"fp32": 0.999, "int8": 0.98}
+#: Texts the export is checked on: short and long, questions and answers, odd characters, one over the model's
+#: maximum length (truncation must match too).
+PROBES = [
+    "how do I fix a flat tyre?",
+    "save a design in Photoshop format or PSD",
+    "What is the difference between a layer mask and a clipping mask?",
+    "ok",
+    "Choose File, Save As. In the Save As dialog box, change the name and choose Photoshop from the Format menu.",
+    "my chain squeaks, what should I put on it",
+    "Wie entferne ich den Hintergrund eines Bildes?",
+    "¿Cómo recorto una imagen?",
+    "100% of the RGB values → CMYK, 3.5 mm, $20, #hashtag, @mention, C++",
+    "   leading and trailing spaces   ",
+    "UPPER CASE QUESTION ABOUT BRUSHES",
+    "emoji 🚲🔧 and symbols ©®",
+    " ".join(["the long answer keeps going about colour grading, exposure and white balance"] * 30),
+]
+# Exports made by this process, by (fingerprint, precision): a second index of the same model links the files.
+_EXPORTED: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+
+def onnx_paths(cache_dir: Path, model_fingerprint: str, precision: str) -> tuple[Path, Path]:
+    """(graph, record) paths of a model's export at ``precision`` in ``cache_dir``."""
+    stem = f"{model_fingerprint[:16]}-{precision}-v{EXPORT_FORMAT}"
+    return Path(cache_dir) / "onnx" / f"{stem}.onnx", Path(cache_dir) / "onnx" / f"{stem}.json"
+
+
+class OnnxEncoder:
+    """A verified ONNX export of a sentence-transformers model; ``encode`` as :class:`Encoder`'s.
+
+    Example usage::
+
+        encoder = load_query_encoder(resolve_model(None), Path("index/example/cache"))
+        encoder.encode(["how do I fix a flat tyre?"])   # (1, 384) float32, unit length
+    """
+
+    backend = "onnx"
+
+    def __init__(self, ref: ModelRef, model_fingerprint: str, graph: Path, record: dict, threads: int = 1):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.ref = ref
+        self.fingerprint = model_fingerprint
+        self.record = record
+        self.precision = record["precision"]
+        self.dim = int(record["dim"])
+        self.threads = threads
+        self._lower = bool(record["do_lower_case"])
+        self._max_length = int(record["max_seq_length"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), use_fast=True)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle intra-op threads sleep instead of spinning: on a shared 2-core box a spinning pool steals the CPU
+        # that the other requests in flight need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self.session.get_inputs()]
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text (as sentence-transformers tokenises: stripped,
+        lower-cased when the model says so, truncated at its max_seq_length)."""
+        texts = [str(t).strip() for t in texts]
+        if self._lower:
+            texts = [t.lower() for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), max(batch_size, 1)):
+            batch = self.tokenizer(
+                texts[start : start + batch_size], padding=True, truncation="longest_first",
+                max_length=self._max_length, return_tensors="np",
+            )
+            feeds = {name: batch[name].astype(np.int64) for name in self._inputs}
+            out[start : start + batch_size] = self.session.run(None, feeds)[0]
+        return out
+
+
+def load_query_encoder(
+    ref: ModelRef, cache_dir: Path, *, backend: str = "onnx", precision: str = "fp32", threads: int = 2
+) -> Encoder | OnnxEncoder:
+    """The encoder queries use: the cached, verified ONNX export of ``ref`` at ``precision`` (exported now when
+    the cache lacks it), else the torch :class:`Encoder` (``backend="torch"``, or the export was refused or could
+    not be made: logged as a warning)."""
+    if backend not in BACKENDS or precision not in PRECISIONS:
+        raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
+    if backend == "torch":
+        return Encoder.load(ref)
+    model_fingerprint = fingerprint(ref.path)
+    graph, record_path = onnx_paths(cache_dir, model_fingerprint, precision)
+    try:
+        record = read_record(record_path) or export_onnx(Encoder.load(ref), cache_dir, precision)
+    except Exception as exc:  # noqa: BLE001 - any export failure means: stay on torch, say why
+        log.warning("cannot export model %s to ONNX (%s); queries use torch", ref.name, exc)
+        return Encoder.load(ref)
+    if not record["verified"]:
+        log.warning(
+            "ONNX %s export of model %s refused: cosine %.5f with torch, below %.3f; queries use torch",
+            precision, ref.name, record["min_cosine"], record["threshold"],
+        )
+        return Encoder.load(ref)
+    return OnnxEncoder(ref, model_fingerprint, graph, record, threads)
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("threshold") != MIN_COSINE.get(record.get("precision")):
+        return None  # made under another rule: verify again
+    graph = path.with_suffix(".onnx")
+    if record.get("verified") and (not graph.is_file() or graph.stat().st_size != record.get("bytes")):
+        return None  # a graph gone or cut short: export again
+    return record
+
+
+def export_onnx(encoder: Encoder, cache_dir: Path, precision: str = "fp32") -> dict:
+    """Export ``encoder``'s model to ONNX at ``precision``, verify it against torch on ``PROBES`` and keep it in
+    ``cache_dir``. Returns the export's record (``verified`` false when refused: then no graph is kept).
+
+    An export already in ``cache_dir`` is returned as it is.
+    """
+    graph, record_path = onnx_paths(cache_dir, encoder.fingerprint, precision)
+    record = read_record(record_path)
+    if record is not None:
+        return record
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    done = _EXPORTED.get((encoder.fingerprint, precision))
+    if done is not None and read_record(done[1]) is not None:
+        for source, target in zip(done, (graph, record_path)):
+            _place(source, target, link=True)
+        return read_record(record_path)
+    work = graph.parent / f".tmp-{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        fp32 = work / "fp32.onnx"
+        _torch_export(encoder, fp32)
+        made = fp32
+        if precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # Per-channel unsigned int8 weights keep MiniLM closest to fp32 on AVX2 (issue 7).
+            made = work / "int8.onnx"
+            quantize_dynamic(fp32, made, per_channel=True, weight_type=QuantType.QUInt8)
+        record = _verify(encoder, made, precision)
+        if record["verified"]:
+            _place(made, graph)
+        record_tmp = work / "record.json"
+        record_tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        _place(record_tmp, record_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if record["verified"]:
+        _EXPORTED[(encoder.fingerprint, precision)] = (graph, record_path)
+    return record
+
+
+def _torch_export(encoder: Encoder, target: Path) -> None:
+    import torch
+
+    model = encoder.model.cpu().eval()
+    tokenize = getattr(model, "preprocess", None) or model.tokenize  # tokenize: sentence-transformers < 6
+    features = tokenize(["an example question", "and a somewhat longer example answer to trace"])
+    names = [name for name in model[0].tokenizer.model_input_names if isinstance(features.get(name), torch.Tensor)]
+
+    class Pipeline(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            embedding = self.model(dict(zip(names, inputs)))["sentence_embedding"]
+            return torch.nn.functional.normalize(embedding, p=2, dim=1)
+
+    axes = {name: {0: "batch", 1: "tokens"} for name in names} | {"embedding": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing warns about shapes taken as constants (batch and token axes are declared dynamic) and about
+        # index ops with negative indices (there are none): verification checks the result instead.
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter (dynamo=False): the dynamo one needs onnxscript and gains nothing here.
+        torch.onnx.export(
+            Pipeline(), tuple(features[n] for n in names), str(target), input_names=names,
+            output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+        )
+
+
+def _verify(encoder: Encoder, graph: Path, precision: str) -> dict:
+    import onnxruntime
+    import torch
+
+    transformer = encoder.model[0]
+    record = {
+        "model_fingerprint": encoder.fingerprint,
+        "precision": precision,
+        "dim": encoder.dim,
+        "max_seq_length": int(transformer.max_seq_length),
+        "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
+        "bytes": graph.stat().st_size,
+        "threshold": MIN_COSINE[precision],
+        "probes": len(PROBES),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    candidate = OnnxEncoder(encoder.ref, encoder.fingerprint, graph, record, threads=1)
+    expected = encoder.encode(PROBES)
+    cosines = np.sum(candidate.encode(PROBES, batch_size=1) * expected, axis=1)
+    # Batched too: padding must not change a vector.
+    batched = np.sum(candidate.encode(PROBES, batch_size=len(PROBES)) * expected, axis=1)
+    record["min_cosine"] = round(float(min(cosines.min(), batched.min())), 6)
+    record["verified"] = record["min_cosine"] >= record["threshold"]
+    return record
+
+
+def _place(source: Path, target: Path, *, link: bool = False) -> None:
+    """Put ``source`` at ``target`` atomically (a hard link to it when ``link``, else moved)."""
+    temp = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+    if link:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+    else:
+        shutil.move(source, temp)
+    os.replace(temp, target)

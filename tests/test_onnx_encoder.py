@@ -1,0 +1,84 @@
+"""The ONNX query encoder: exported from the real packaged model, verified against torch, cached, used by search."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from clipsearch import onnx_encoder
+from clipsearch.benchmark import read_queries
+from clipsearch.encoder import Encoder
+from clipsearch.onnx_encoder import OnnxEncoder, export_onnx, load_query_encoder, onnx_paths
+from clipsearch.search import Searcher
+from conftest import EXAMPLES
+
+QUESTIONS = [q.query for q in read_queries([EXAMPLES / "questions.jsonl", EXAMPLES / "offtopic.jsonl"])]
+
+
+def test_a_build_exports_the_verified_query_encoder_into_the_cache(example_index, encoder):
+    graph, record_path = onnx_paths(example_index / "cache", encoder.fingerprint, "fp32")
+
+    record = onnx_encoder.read_record(record_path)
+
+    assert graph.is_file() and record is not None
+    assert record["verified"] and record["min_cosine"] >= 0.999
+    assert record["model_fingerprint"] == encoder.fingerprint and record["bytes"] == graph.stat().st_size
+
+
+def test_onnx_vectors_equal_torch_vectors(example_index, encoder):
+    onnx = load_query_encoder(encoder.ref, example_index / "cache")
+    texts = QUESTIONS[:8] + ["  padded  ", "x" * 3000]
+
+    assert isinstance(onnx, OnnxEncoder) and onnx.fingerprint == encoder.fingerprint
+    one_by_one = np.vstack([onnx.encode([t]) for t in texts])
+    batched = onnx.encode(texts)
+    expected = encoder.encode(texts)
+    assert one_by_one.dtype == np.float32 and one_by_one.shape == (len(texts), encoder.dim)
+    assert np.sum(one_by_one * expected, axis=1).min() >= 0.999
+    assert np.sum(batched * expected, axis=1).min() >= 0.999
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
+
+
+def test_a_second_export_is_a_cache_hit(example_index, encoder):
+    graph, record_path = onnx_paths(example_index / "cache", encoder.fingerprint, "fp32")
+    before = (graph.stat().st_ino, graph.stat().st_mtime_ns, record_path.read_bytes())
+
+    export_onnx(encoder, example_index / "cache", "fp32")
+    load_query_encoder(encoder.ref, example_index / "cache")
+
+    assert (graph.stat().st_ino, graph.stat().st_mtime_ns, record_path.read_bytes()) == before
+
+
+def test_search_with_onnx_gives_torch_top_10(example_index, encoder):
+    onnx = Searcher.open(example_index, query_encoder="onnx")
+    torch = Searcher(onnx.index, encoder)
+
+    assert isinstance(onnx.encoder, OnnxEncoder)
+    for question in QUESTIONS[:12]:
+        ours = [h.clip.id for h in onnx.search(question, k=10).results]
+        theirs = [h.clip.id for h in torch.search(question, k=10).results]
+        assert ours == theirs, question
+
+
+def test_an_export_that_does_not_verify_is_refused_and_queries_stay_on_torch(
+    tmp_path, encoder, monkeypatch, caplog
+):
+    monkeypatch.setitem(onnx_encoder.MIN_COSINE, "fp32", 1.5)  # no export can reach it
+    graph, record_path = onnx_paths(tmp_path, encoder.fingerprint, "fp32")
+
+    with caplog.at_level(logging.WARNING, logger="clipsearch.onnx"):
+        chosen = load_query_encoder(encoder.ref, tmp_path)
+
+    assert isinstance(chosen, Encoder)
+    record = onnx_encoder.read_record(record_path)
+    assert record["verified"] is False and record["threshold"] == 1.5
+    assert not graph.exists()
+    assert "refused" in caplog.text and "queries use torch" in caplog.text
+
+
+def test_the_torch_backend_is_the_sentence_transformers_encoder(example_index, encoder):
+    assert load_query_encoder(encoder.ref, example_index / "cache", backend="torch") is encoder
+    with pytest.raises(ValueError):
+        load_query_encoder(encoder.ref, example_index / "cache", precision="fp8")
