@@ -35,6 +35,7 @@ from clipsearch.index import (
 from clipsearch.lexical import BM25Index
 from clipsearch.passages import passages, sentences
 from clipsearch.ranking import Fusion
+from clipsearch.segmentation import Segmentation
 
 #: progress(done, total) while encoding.
 Progress = Callable[[int, int], None]
@@ -66,12 +67,14 @@ def build_index(
     batch_size: int = 32,
     fusion: Fusion | None = None,
     calibration: Calibration | None = None,
+    segmentation: Segmentation | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
     Args:
-        sources: clip files (.jsonl, .json, .csv, .txt pages).
+        sources: clip files (.jsonl, .json, .csv, .txt pages) and transcripts (.srt, .vtt, YouTube .json/.json3,
+            .jsonl video lists).
         out: the index directory (a stable name; versions live under it).
         model: a sentence-transformers model name or path; default the packaged all-MiniLM-L6-v2.
         cache_dir: where embeddings are cached across builds; default ``out/cache``.
@@ -79,6 +82,7 @@ def build_index(
         fusion: ranking weights recorded in the manifest; default the shipped ones.
         calibration: abstention calibration recorded in the manifest; default the one shipped for the packaged
             model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
+        segmentation: how transcripts are cut into clips (recorded in the manifest); default :class:`Segmentation`.
         progress: called with (done, total) while encoding.
 
     Raises:
@@ -87,7 +91,8 @@ def build_index(
     """
     began = time.perf_counter()
     sources = [Path(s) for s in sources]
-    clips = read_clips(sources)
+    segmentation = segmentation or Segmentation()
+    clips = read_clips(sources, segmentation)
     out = Path(out)
     _check_writable_index_dir(out)
     encoder = Encoder.load(model)
@@ -101,7 +106,7 @@ def build_index(
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or Fusion(),
-            calibration if calibration is not None else calibration_for(encoder),
+            calibration if calibration is not None else calibration_for(encoder), segmentation,
         )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
@@ -214,7 +219,8 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
 
 
 def _write_version(
-    out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None
+    out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
+    segmentation: Segmentation,
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
@@ -261,6 +267,7 @@ def _write_version(
             "vectors_by_field": counts,
             "ranking": fusion.to_dict(),
             "calibration": calibration.to_dict() if calibration else None,
+            "segmentation": segmentation.to_dict(),
             "inputs": [{"name": s.name, "sha256": sha256_file(s)} for s in sources],
             "inputs_sha256": _inputs_digest(sources),
             "files": files,
