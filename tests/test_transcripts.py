@@ -11,6 +11,7 @@ import pytest
 from clipsearch.build import build_index
 from clipsearch.corpus import ACCEPTED_SHAPES, read_clips, read_file
 from clipsearch.errors import CorpusError
+from clipsearch.segmentation import Segmentation
 from clipsearch.transcripts import Cue, normalise, read_cues, read_transcript
 
 
@@ -290,3 +291,33 @@ def test_a_bad_transcript_in_a_list_writes_no_index(tmp_path):
 def test_normalise_merges_a_cue_inside_another_and_keeps_times_monotonic():
     cues = [Cue(0.0, 10.0, "outer", 1), Cue(2.0, 5.0, "inner", 2), Cue(9.0, 12.0, "after", 3), Cue(9.0, 9.5, "", 4)]
     assert times_and_text(normalise(cues)) == [(0.0, 9.0, "outer inner"), (9.0, 12.0, "after")]
+
+
+# --- end to end: the real model, a real index on disk ---
+
+
+def test_build_and_ask_on_shared_transcripts(transcript_index):
+    from clipsearch.metrics import moment_hit
+    from clipsearch.search import Searcher
+    from conftest import TRANSCRIPT_VIDEOS, TUTORIALVQA
+
+    searcher = Searcher.open(transcript_index)
+    clips = searcher.index.clips
+    assert {c.video_id for c in clips} == set(TRANSCRIPT_VIDEOS)
+    assert searcher.index.manifest["segmentation"] == Segmentation().to_dict()
+    for video in TRANSCRIPT_VIDEOS:
+        cues = read_cues(TUTORIALVQA / "transcripts" / f"{video}.vtt")
+        own = [c for c in clips if c.video_id == video]
+        # every clip starts and ends on cue times, and the clips tile the transcript's cues in order
+        assert [c.start for c in own] == [cue.start for cue in cues if cue.start in {c.start for c in own}]
+        assert " ".join(c.answer for c in own) == " ".join(cue.text for cue in cues)
+        assert all(c.question == "" and c.id == f"{video}@{round(c.start * 1000)}-{round(c.end * 1000)}" for c in own)
+    # two questions whose labelled TutorialVQA moments are 14645-4 and 14643-0
+    for question, moment in [
+        ("how do I open a second image with an interesting sky and add it to my design?", ("14645", 181.28, 215.84)),
+        ("in the Save As dialog, how do I save the design in Photoshop format with its layers?",
+         ("14643", 32.96, 48.78)),
+    ]:
+        top = searcher.search(question, k=3).results[0]
+        assert moment_hit((top.clip.video_id, top.clip.start, top.clip.end), moment), top.clip.id
+        assert top.scores["question"] is None and top.score > 0
