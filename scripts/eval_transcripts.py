@@ -62,17 +62,19 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=defaults.target_seconds, help="target clip length, seconds")
     parser.add_argument("--max", type=float, default=defaults.max_seconds, help="longest clip, seconds")
     parser.add_argument("--pause", type=float, default=defaults.pause_seconds, help="a full-boundary pause, seconds")
+    parser.add_argument("--no-overlap", action="store_true", help="no clips across the cuts")
     parser.add_argument("--windows", type=float, nargs="*", default=[], help="fixed-window baselines, seconds")
     parser.add_argument("--json", type=Path, help="file for the metrics of every row, as JSON")
     args = parser.parse_args()
 
     videos, reference = args.data / "videos.jsonl", read_reference([args.data / "clips.jsonl"])
     question_sets = {name: read_queries([args.data / name]) for name in args.queries}
-    segmentation = Segmentation(args.min, args.max, args.target, args.pause)
+    segmentation = Segmentation(args.min, args.max, args.target, args.pause, overlap=not args.no_overlap)
     rows = []
     print(f"{'index':<28} {'questions':<24} {'moment Hit@1':>12} {'video Hit@1':>11} {'mean clip s':>11} {'clips':>6}")
     with tempfile.TemporaryDirectory() as temp:
-        inputs = {f"segmented {args.min:g}/{args.target:g}/{args.max:g} s": ([videos], args.index)}
+        shape = f"{args.min:g}/{args.target:g}/{args.max:g} s{'' if args.no_overlap else ' +overlap'}"
+        inputs = {f"segmented {shape}": ([videos], args.index)}
         for seconds in args.windows:
             clips = fixed_windows(videos, seconds, Path(temp) / f"windows-{seconds:g}.jsonl")
             inputs[f"fixed windows {seconds:g} s"] = ([clips], Path(temp) / f"index-{seconds:g}")

@@ -104,3 +104,31 @@ def test_segment_places_each_clip_at_its_first_cue():
 def test_inconsistent_bounds_are_refused(low, high, target):
     with pytest.raises(ValueError, match="clip lengths must satisfy"):
         Segmentation(low, high, target)
+
+
+def test_overlap_adds_a_clip_across_each_cut_from_middle_to_middle():
+    transcript = Transcript("v", tuple(tick(30)), "v.vtt")
+    with_overlap = [(c.start, c.end) for c, _ in segment(transcript, Segmentation(10, 40, 20))]
+    assert with_overlap == [(0.0, 30.0), (14.0, 46.0), (30.0, 60.0)]
+    without = [(c.start, c.end) for c, _ in segment(transcript, Segmentation(10, 40, 20, overlap=False))]
+    assert without == [(0.0, 30.0), (30.0, 60.0)]
+    # a clip across the cut would be longer than the maximum: none
+    assert [(c.start, c.end) for c, _ in segment(transcript, Segmentation(10, 30, 20))] == without
+
+
+@settings(max_examples=60, deadline=None)
+@given(cue_lists(), segmentations(), st.lists(st.floats(0, 400), max_size=3))
+def test_segment_invariants_with_overlap_and_chapters(cues, bounds, chapter_starts):
+    chapters = tuple(Chapter(f"part {n}", start) for n, start in enumerate(sorted(chapter_starts)))
+    clips = [clip for clip, _ in segment(Transcript("v", tuple(cues), "v.vtt", chapters=chapters), bounds)]
+    starts, ends = {c.start for c in cues}, {c.end for c in cues}
+    assert len({c.id for c in clips}) == len(clips)
+    assert all(c.start in starts and c.end in ends and c.start <= c.end for c in clips)  # never inside a cue
+    for cue in cues:  # every cue in some clip
+        assert any(c.start <= cue.start and cue.end <= c.end for c in clips)
+    for clip in clips:  # a clip longer than the maximum is a single cue
+        inside = [c for c in cues if clip.start <= c.start and c.end <= clip.end]
+        assert clip.end - clip.start <= bounds.max_seconds or len(inside) == 1
+        # chapters are hard boundaries: no clip starts before a chapter start and ends after it
+        assert not any(clip.start < ch.start and any(c.start >= ch.start for c in inside) for ch in chapters)
+    assert [c.start for c in clips] == sorted(c.start for c in clips)

@@ -66,6 +66,10 @@ def index_build(
     target_clip_seconds: Annotated[
         float, typer.Option(min=0, help="Transcripts: the clip length cuts are drawn to, between min and max.")
     ] = Segmentation.target_seconds,
+    clip_overlap: Annotated[
+        bool, typer.Option(help="Transcripts: also cut a clip across each cut, from the middle of one clip to the "
+                           "middle of the next.")
+    ] = Segmentation.overlap,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build a new version of an index from clip files and transcripts and switch to it once it is verified.
@@ -86,7 +90,7 @@ def index_build(
     from clipsearch.build import build_index
 
     try:
-        segmentation = Segmentation(min_clip_seconds, max_clip_seconds, target_clip_seconds)
+        segmentation = Segmentation(min_clip_seconds, max_clip_seconds, target_clip_seconds, overlap=clip_overlap)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
