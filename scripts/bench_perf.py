@@ -57,6 +57,7 @@ from clipsearch.encoder import Encoder
 from clipsearch.index import ClipIndex
 from clipsearch.metrics import percentiles
 from clipsearch.onnx_encoder import load_query_encoder
+from clipsearch.segmentation import Segmentation
 from clipsearch.passages import sentences
 from clipsearch.ranking import Fusion
 from clipsearch.search import Searcher
@@ -344,7 +345,7 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         version = _write_version(out, clips, vectors, [corpus], encoder, "all-MiniLM-L6-v2", "package", Fusion(),
-                                 calibration_for(encoder), ann.FLAT_MAX_VECTORS)
+                                 calibration_for(encoder), ann.FLAT_MAX_VECTORS, Segmentation())
         switch_current(out, version.name)
         (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
     row.update(json.loads((out / "timings.json").read_text()))

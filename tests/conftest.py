@@ -62,6 +62,29 @@ def seed_index(tmp_path_factory, encoder) -> Path:
     return out
 
 
+#: Three of the shared TutorialVQA videos, whose transcripts the transcript tests index.
+TRANSCRIPT_VIDEOS = ("14643", "14644", "14645")
+
+
+@pytest.fixture(scope="session")
+def transcript_index(tmp_path_factory, encoder) -> Path:
+    """An index cut from three shared TutorialVQA transcripts by `clipsearch index build LIST`, through a video list
+    whose transcript paths are relative to it (do not modify it in a test: build your own)."""
+    from typer.testing import CliRunner
+
+    from clipsearch.cli import app
+
+    folder = tmp_path_factory.mktemp("transcripts")
+    rows = [r for r in read_jsonl(TUTORIALVQA / "videos.jsonl") if r["video_id"] in TRANSCRIPT_VIDEOS]
+    for row in rows:
+        row["transcript"] = os.path.relpath(TUTORIALVQA / row["transcript"], folder)
+    videos = folder / "videos.jsonl"
+    videos.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["index", "build", str(videos), "--out", str(folder / "index")])
+    assert result.exit_code == 0, result.output
+    return folder / "index"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -184,3 +184,74 @@ def test_read_queries_defaults_qid_to_file_and_line(tmp_path):
         empty = tmp_path / "empty.jsonl"
         empty.write_text("\n")
         read_queries([empty])
+
+
+# --- moments: an index cut from transcripts, scored against the human clips (--reference) ---
+
+
+def dev_questions_of(videos, tmp_path) -> Path:
+    """The shared dev questions about the given videos, as a questions file."""
+    from conftest import TUTORIALVQA
+
+    lines = [line for line in (TUTORIALVQA / "queries-dev.jsonl").read_text().splitlines()
+             if any(f'"{video}-' in line for video in videos)]
+    path = tmp_path / "dev-questions.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bench_reference_scores_moments(transcript_index, tmp_path):
+    from conftest import TRANSCRIPT_VIDEOS, TUTORIALVQA
+
+    questions = dev_questions_of(TRANSCRIPT_VIDEOS, tmp_path)
+    count = len(questions.read_text().splitlines())
+    result = invoke("bench", "--index", transcript_index, "--queries", questions,
+                    "--reference", TUTORIALVQA / "clips.jsonl", "--json", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    assert "moment Hit@1" in result.output and "video Hit@1" in result.output
+    data = json.loads((tmp_path / "m.json").read_text())
+    # the transcript clips are not the labelled ones: every question is answerable, by its moments only
+    assert (data["queries"], data["answerable"]) == (count, count)
+    assert data["metrics"]["hit@1"] is None
+    clips = [json.loads(line) for line in (transcript_index / "current" / "clips.jsonl").read_text().splitlines()]
+    assert data["mean_clip_seconds"] == pytest.approx(sum(c["end"] - c["start"] for c in clips) / len(clips))
+    assert 0 < data["metrics"]["moment_hit@1"] <= data["metrics"]["video_hit@1"]
+    assert data["metrics"]["video_hit@1"] >= 0.6  # three videos on distinct topics
+
+
+def test_moment_labels_need_no_reference(transcript_index, tmp_path):
+    questions = tmp_path / "moments.jsonl"
+    questions.write_text(
+        json.dumps({"qid": "sky", "query": "how do I open a second image with an interesting sky and add it?",
+                    "relevant": [{"video_id": "14645", "start": 181.28, "end": 215.84}]}) + "\n"
+        + json.dumps({"qid": "wrong-video", "query": "how do I open a second image with an interesting sky and add it?",
+                      "relevant": [{"video_id": "14643", "start": "0:30", "end": "0:41"}]}) + "\n"
+    )
+    result = run_benchmark(Searcher.open(transcript_index), read_queries([questions]), k=3)
+    assert result.main.metrics["moment_hit@1"] == 0.5 and result.main.metrics["video_hit@1"] == 0.5
+    assert result.answerable == 2
+
+
+@pytest.mark.parametrize(
+    "label, where",
+    [
+        ({"start": 1, "end": 2}, "relevant[0].video_id: missing or not a string"),
+        ({"video_id": "v", "start": "soon", "end": 2}, "relevant[0].start: 'soon' is not a time"),
+        ({"video_id": "v", "start": 5, "end": 2}, "relevant[0].end: 2 is not after start 5"),
+    ],
+)
+def test_a_malformed_moment_label_names_line_and_field(tmp_path, label, where):
+    questions = tmp_path / "moments.jsonl"
+    questions.write_text('{"query": "how?", "relevant": []}\n' + json.dumps({"query": "how?", "relevant": [label]}))
+    with pytest.raises(CorpusError) as caught:
+        read_queries([questions])
+    assert str(caught.value).startswith(f"{questions}:2: {where}")
+
+
+def test_a_reference_clip_without_video_id_is_refused(example_index, tmp_path):
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text(json.dumps({"id": "c1", "video_id": "v", "answer": "a", "start": 0, "end": 5}) + "\n"
+                         + json.dumps({"id": "c2", "answer": "b", "start": 0, "end": 5}) + "\n")
+    result = invoke("bench", "--index", example_index, "--queries", QUESTIONS, "--reference", reference)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {reference}:2: video_id: missing"), result.stderr

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from clipsearch.metrics import RANKING_METRICS, abstention, auroc, percentiles, ranking_metrics, recall_curve
+from clipsearch.metrics import (
+    RANKING_METRICS, abstention, auroc, moment_hit, moment_metrics, percentiles, ranking_metrics, recall_curve,
+)
 
 # Four answerable questions and one that should not be answered. Each result lists the ids it stands for: its own,
 # then the overlapping ones it collapsed.
@@ -103,3 +105,45 @@ def test_auroc_by_hand():
     assert auroc([0.9, 0.8, 0.5], [0.5, 0.1]) == pytest.approx(5.5 / 6)
     assert auroc([0.1], [0.9]) == 0.0
     assert auroc([0.5], []) is None
+
+
+# --- moments (bench --reference) ---
+
+HUMAN = ("v1", 30.0, 50.0)  # a 20 s labelled moment
+
+
+@pytest.mark.parametrize(
+    "found, hit",
+    [
+        (("v1", 30.0, 50.0), True),  # the same span
+        (("v1", 25.0, 45.0), True),  # overlap 15 s >= 10 s (half of 20)
+        (("v1", 40.0, 60.0), True),  # overlap 10 s = half of the longer (20): exactly enough
+        (("v1", 41.0, 61.0), False),  # overlap 9 s
+        (("v1", 0.0, 100.0), False),  # covers it all, but 20 s < half of 100 s: a long clip cannot game it
+        (("v1", 35.0, 38.0), False),  # inside, but 3 s < half of 20 s: nor can a short one
+        (("v1", 32.0, 48.0), True),  # inside, 16 s >= 10 s
+        (("v2", 30.0, 50.0), False),  # the right time in another video
+        (("v1", 50.0, 70.0), False),  # touching only
+    ],
+)
+def test_moment_hit_needs_half_of_the_longer_span(found, hit):
+    assert moment_hit(found, HUMAN) is hit
+
+
+def test_moment_metrics_by_hand():
+    spans = {
+        "q1": [HUMAN],
+        "q2": [("v2", 0.0, 10.0), ("v3", 0.0, 30.0)],  # either moment answers it
+        "q3": [("v1", 100.0, 130.0)],
+        "q4": [("v4", 0.0, 10.0)],
+        "q5": [],  # should not be answered: not counted
+    }
+    tops = {
+        "q1": ("v1", 28.0, 52.0),  # moment hit
+        "q2": ("v3", 10.0, 40.0),  # overlap 20 s >= 15 s: moment hit in the second span's video
+        "q3": ("v1", 0.0, 30.0),  # right video, wrong moment
+        "q4": None,  # no result
+        "q5": ("v9", 0.0, 1.0),
+    }
+    assert moment_metrics(spans, tops) == {"moment_hit@1": 2 / 4, "video_hit@1": 3 / 4}
+    assert moment_metrics({"q": []}, {"q": None}) == {"moment_hit@1": None, "video_hit@1": None}

@@ -37,6 +37,7 @@ from clipsearch.lexical import BM25Index
 from clipsearch.onnx_encoder import export_onnx
 from clipsearch.passages import passages, sentences
 from clipsearch.ranking import Fusion
+from clipsearch.segmentation import Segmentation
 
 #: Files a model directory may carry with the ranking weights and calibration fitted for it (``clipsearch tune``).
 RANKING_FILE = "clipsearch_ranking.json"
@@ -74,6 +75,7 @@ def build_index(
     batch_size: int = 32,
     fusion: Fusion | None = None,
     calibration: Calibration | None = None,
+    segmentation: Segmentation | None = None,
     progress: Progress | None = None,
     onnx_precision: str | None = "fp32",
     flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
@@ -81,7 +83,8 @@ def build_index(
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
     Args:
-        sources: clip files (.jsonl, .json, .csv, .txt pages).
+        sources: clip files (.jsonl, .json, .csv, .txt pages) and transcripts (.srt, .vtt, YouTube .json/.json3,
+            .jsonl video lists).
         out: the index directory (a stable name; versions live under it).
         model: a sentence-transformers model name or path; default the packaged all-MiniLM-L6-v2.
         cache_dir: where embeddings are cached across builds; default ``out/cache``.
@@ -90,6 +93,7 @@ def build_index(
             :func:`ranking_for`), else the shipped ones.
         calibration: abstention calibration recorded in the manifest; default the one shipped for the packaged
             model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
+        segmentation: how transcripts are cut into clips (recorded in the manifest); default :class:`Segmentation`.
         progress: called with (done, total) while encoding.
         flat_max_vectors: a field with more vectors than this gets an HNSW index, else exact flat (see
             :mod:`clipsearch.ann`).
@@ -102,7 +106,8 @@ def build_index(
     """
     began = time.perf_counter()
     sources = [Path(s) for s in sources]
-    clips = read_clips(sources)
+    segmentation = segmentation or Segmentation()
+    clips = read_clips(sources, segmentation)
     out = Path(out)
     _check_writable_index_dir(out)
     encoder = Encoder.load(model)
@@ -119,7 +124,7 @@ def build_index(
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
-            calibration if calibration is not None else calibration_for(encoder), flat_max_vectors,
+            calibration if calibration is not None else calibration_for(encoder), flat_max_vectors, segmentation,
         )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
@@ -256,7 +261,8 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
 
 def _write_version(
     out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
-    flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
+    flat_max_vectors: int,
+    segmentation: Segmentation,
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
@@ -302,6 +308,7 @@ def _write_version(
             "vectors_by_field": counts,
             "ranking": fusion.to_dict(),
             "calibration": calibration.to_dict() if calibration else None,
+            "segmentation": segmentation.to_dict(),
             "inputs": [{"name": s.name, "sha256": sha256_file(s)} for s in sources],
             "inputs_sha256": _inputs_digest(sources),
             "files": files,

@@ -12,6 +12,7 @@ import typer
 
 from clipsearch.clips import format_time
 from clipsearch.errors import ClipsearchError, CorpusError
+from clipsearch.segmentation import Segmentation
 from clipsearch.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
@@ -50,7 +51,11 @@ def fail(exc: ClipsearchError) -> typer.Exit:
 
 @index_app.command("build")
 def index_build(
-    sources: Annotated[list[Path], typer.Argument(help="Clip files: .jsonl/.json, .csv, .txt clip-answer pages.")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(help="Clip files (.jsonl/.json, .csv, .txt clip-answer pages) and transcripts (.srt, .vtt, "
+                       "YouTube .json/.json3, .jsonl video lists with a 'transcript' path per video)."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to build a new version of.")],
     model: Annotated[
         Optional[str],
@@ -68,21 +73,43 @@ def index_build(
             min=0, envvar=f"{ENV_PREFIX}FLAT_MAX_VECTORS", help=Settings.model_fields["flat_max_vectors"].description
         ),
     ] = Settings.model_fields["flat_max_vectors"].default,
+    min_clip_seconds: Annotated[
+        float, typer.Option(min=0, help="Transcripts: shortest clip, unless its chapter or transcript is shorter.")
+    ] = Segmentation.min_seconds,
+    max_clip_seconds: Annotated[
+        float, typer.Option(min=0, help="Transcripts: longest clip, unless it is a single cue that long.")
+    ] = Segmentation.max_seconds,
+    target_clip_seconds: Annotated[
+        float, typer.Option(min=0, help="Transcripts: the clip length cuts are drawn to, between min and max.")
+    ] = Segmentation.target_seconds,
+    clip_overlap: Annotated[
+        bool, typer.Option(help="Transcripts: also cut a clip across each cut, from the middle of one clip to the "
+                           "middle of the next.")
+    ] = Segmentation.overlap,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Build a new version of an index from clip files and switch to it once it is verified.
+    """Build a new version of an index from clip files and transcripts and switch to it once it is verified.
 
-    Bad input stops the build before anything is written (exit status 2, PATH:LINE: FIELD: what is wrong);
-    the index at --out keeps serving its current version.
+    Transcripts are cut into clips at sentence ends and pauses, within the clip length bounds; chapters given in a
+    video list are hard boundaries and their titles become the clips' questions. Bad input stops the build before
+    anything is written (exit status 2, PATH:LINE: FIELD: what is wrong); the index at --out keeps serving its
+    current version.
 
     Example usage:
 
         clipsearch index build examples/clips.jsonl examples/page.txt --out index/example
+
+        clipsearch index build videos.jsonl --out index/videos
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from clipsearch.build import build_index
 
+    try:
+        segmentation = Segmentation(min_clip_seconds, max_clip_seconds, target_clip_seconds, overlap=clip_overlap)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     console = _stderr_console()
     # Not on a terminal (pipes, CI logs) a transient bar cannot erase itself and leaves a blank line on stderr.
     with Progress(
@@ -93,7 +120,7 @@ def index_build(
         try:
             result = build_index(
                 sources, out, model=model, cache_dir=cache_dir, keep_versions=keep_versions,
-                flat_max_vectors=flat_max_vectors,
+                flat_max_vectors=flat_max_vectors, segmentation=segmentation,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ClipsearchError as exc:
@@ -260,21 +287,30 @@ def bench(
     compare: Annotated[
         bool, typer.Option("--compare", help="Also rank with BM25 only and dense only, side by side.")
     ] = False,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option("--reference", help="Clip file that resolves the labelled clip ids to {video_id, start, end} "
+                     "moments; adds moment Hit@1 and video Hit@1 (for indexes cut from transcripts)."),
+    ] = None,
     model: ModelOption = None,
 ) -> None:
     """Measure an index on labelled questions: Recall@1/5/10, MRR@10, nDCG@10, Hit@1, abstention, latency.
 
-    Read-only: the index is never written. Questions whose relevant clips are all missing from the index count as
-    questions that should not be answered. A malformed questions file exits with status 2 (PATH:LINE: FIELD: what
-    is wrong).
+    Read-only: the index is never written. Questions whose relevant clips are all missing from the index (and, with
+    --reference, from the reference) count as questions that should not be answered. With --reference, or labels
+    that are moments {"video_id", "start", "end"}, the top result is also scored as a moment: a hit when it is in
+    the right video and overlaps a relevant moment by at least half of the longer of the two. A malformed file
+    exits with status 2 (PATH:LINE: FIELD: what is wrong).
 
     Example usage:
 
         clipsearch bench --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
+
+        clipsearch bench --index index/videos --queries queries.jsonl --reference clips.jsonl
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from clipsearch.benchmark import read_queries, run_benchmark
+    from clipsearch.benchmark import read_queries, read_reference, run_benchmark
     from clipsearch.search import Searcher
 
     root = index.resolve()
@@ -285,6 +321,7 @@ def bench(
     console = _stderr_console()
     try:
         labelled = read_queries(queries)
+        spans = read_reference([reference]) if reference is not None else None
         searcher = Searcher.open(index, model=model)
         with Progress(
             TextColumn("asking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -292,7 +329,7 @@ def bench(
         ) as bar:
             task = bar.add_task("asking", total=None)
             result = run_benchmark(
-                searcher, labelled, k=k, compare=compare, sources=queries,
+                searcher, labelled, k=k, compare=compare, sources=queries, reference=spans,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except ClipsearchError as exc:

@@ -1,14 +1,15 @@
-"""Read clip files into Clips: JSON lines / JSON, CSV and clip-answer pages, with errors that name file and line.
+"""Read clip files into Clips: JSON lines / JSON, CSV, clip-answer pages and timed transcripts (cut into clips),
+with errors that name file and line.
 
-The format is chosen by extension, then by content (the first record's keys), so that later record shapes can be
-told apart from clips. Every error is a :class:`CorpusError` rendering as ``PATH:LINE: FIELD: what is wrong``.
+The format is chosen by extension, then by content (the first record's keys): clip records have an ``answer``,
+video lists a ``transcript``, YouTube transcript JSON ``text`` and ``start`` (or ``events``). Every error is a
+:class:`CorpusError` rendering as ``PATH:LINE: FIELD: what is wrong``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,23 @@ from pathlib import Path
 from clipsearch.clips import CLIP_FIELDS, OPTIONAL_FIELDS, Clip, clip_id, parse_time, span_problem
 from clipsearch.errors import CorpusError
 from clipsearch.pages import looks_like_page, parse_page
+from clipsearch.records import is_json_document, json_records, jsonl_records, read_text
+from clipsearch.segmentation import Segmentation, segment
+from clipsearch.transcripts import (
+    TRANSCRIPT_SUFFIXES,
+    Transcript,
+    is_transcript_json,
+    is_video_list,
+    read_transcript,
+    read_video_list,
+)
 
 ACCEPTED_SHAPES = (
     "accepted inputs: .jsonl/.json clip records with 'answer' (and usually 'question', 'start', 'end'), "
     ".csv with a header row naming clip fields (answer, start, end, ...), "
-    ".txt clip-answer pages (blocks closed by 'MM:SS - MM:SS')"
+    ".txt clip-answer pages (blocks closed by 'MM:SS - MM:SS'), "
+    ".srt and .vtt transcripts, YouTube transcript .json (a list of 'text', 'start', 'duration') or yt-dlp .json3 "
+    "('events'), .jsonl video lists with a 'transcript' path per video"
 )
 
 
@@ -37,14 +50,14 @@ class SourcedClip:
         return f"{self.path}:{self.line}"
 
 
-def read_clips(paths: Iterable[str | Path]) -> list[Clip]:
-    """All clips of the given files, in order.
+def read_clips(paths: Iterable[str | Path], segmentation: Segmentation | None = None) -> list[Clip]:
+    """All clips of the given files, in order; transcripts are cut into clips by ``segmentation``.
 
     Raises:
         CorpusError: a file is missing or malformed, or two records share an id (naming both places).
     """
     seen: dict[str, SourcedClip] = {}
-    for sourced in iter_sourced_clips(paths):
+    for sourced in iter_sourced_clips(paths, segmentation):
         first = seen.get(sourced.clip.id)
         if first is not None:
             raise CorpusError(sourced.path, sourced.line, "id",
@@ -55,36 +68,59 @@ def read_clips(paths: Iterable[str | Path]) -> list[Clip]:
     return [s.clip for s in seen.values()]
 
 
-def iter_sourced_clips(paths: Iterable[str | Path]) -> Iterator[SourcedClip]:
+def iter_sourced_clips(paths: Iterable[str | Path], segmentation: Segmentation | None = None) -> Iterator[SourcedClip]:
     for path in paths:
-        yield from read_file(path)
+        yield from read_file(path, segmentation)
 
 
-def read_file(path: str | Path) -> list[SourcedClip]:
-    """The clips of one file, format chosen by extension and then by content."""
+def read_file(path: str | Path, segmentation: Segmentation | None = None) -> list[SourcedClip]:
+    """The clips of one file, format chosen by extension and then by content; transcripts are cut by
+    ``segmentation`` (default :class:`Segmentation`), each clip placed at its first cue."""
     name = str(path)
-    text = _read_text(Path(path), name)
     suffix = Path(path).suffix.lower()
+    if suffix in TRANSCRIPT_SUFFIXES:
+        return _transcript_clips([read_transcript(path)], segmentation)
+    text = read_text(Path(path), name)
     if suffix == ".csv":
         records = _csv_records(text, name)
     elif suffix == ".txt":
         return [SourcedClip(clip, name, line) for clip, line in parse_page(text, name)]
     elif suffix in {".jsonl", ".ndjson"}:
-        records = _jsonl_records(text, name)
+        records = jsonl_records(text, name)
     elif suffix == ".json":
-        records = _json_records(text, name)
+        records = json_records(text, name)
     else:
         stripped = text.lstrip()
         if stripped.startswith(("{", "[")):
-            records = _json_records(text, name) if _is_json_document(stripped) else _jsonl_records(text, name)
+            records = json_records(text, name) if is_json_document(stripped) else jsonl_records(text, name)
+        elif stripped.startswith("WEBVTT") or _looks_like_srt(stripped):
+            return _transcript_clips([read_transcript(path)], segmentation)
         elif looks_like_page(text):
             return [SourcedClip(clip, name, line) for clip, line in parse_page(text, name)]
         else:
             raise CorpusError(name, None, None, f"unrecognised input format ({suffix or 'no extension'}); {ACCEPTED_SHAPES}")
     if not records:
         raise CorpusError(name, None, None, "no records found")
+    if is_video_list(records):
+        return _transcript_clips(read_video_list(path, records), segmentation)
+    if suffix not in {".jsonl", ".ndjson"} and is_transcript_json(records):
+        return _transcript_clips([read_transcript(path, records)], segmentation)
     _check_shape(records[0][0], name)
     return [SourcedClip(clip_from_record(record, name, line), name, line) for record, line in records]
+
+
+def _transcript_clips(transcripts: list[Transcript], segmentation: Segmentation | None) -> list[SourcedClip]:
+    return [
+        SourcedClip(clip, transcript.path, line)
+        for transcript in transcripts
+        for clip, line in segment(transcript, segmentation)
+    ]
+
+
+def _looks_like_srt(text: str) -> bool:
+    """An SRT file starts with a cue number, then a timing line."""
+    lines = text.splitlines()
+    return len(lines) >= 2 and lines[0].strip().isdigit() and "-->" in lines[1]
 
 
 def clip_from_record(record: dict, path: str, line: int) -> Clip:
@@ -141,85 +177,6 @@ def _check_shape(record: object, path: str) -> None:
         return
     keys = ", ".join(sorted(record)) if isinstance(record, dict) else type(record).__name__
     raise CorpusError(path, None, None, f"unrecognised record shape (keys: {keys}); {ACCEPTED_SHAPES}")
-
-
-def _read_text(path: Path, name: str) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorpusError(name, None, None, "no such file") from None
-    except IsADirectoryError:
-        raise CorpusError(name, None, None, "is a directory, expected a clip file") from None
-    except OSError as exc:
-        raise CorpusError(name, None, None, f"cannot read: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CorpusError(name, line, None, f"not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
-
-
-def _jsonl_records(text: str, path: str) -> list[tuple[dict, int]]:
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append((json.loads(line), number))
-        except json.JSONDecodeError as exc:
-            raise CorpusError(path, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    return records
-
-
-def _json_records(text: str, path: str) -> list[tuple[dict, int]]:
-    """Records of a JSON document (one object, or an array of them), each with the line it starts on."""
-    decoder = json.JSONDecoder()
-
-    def fail(exc: json.JSONDecodeError) -> CorpusError:
-        return CorpusError(path, exc.lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
-
-    pos = _skip_ws(text, 0)
-    if pos == len(text):
-        return []
-    if text[pos] == "[":
-        records, pos = [], _skip_ws(text, pos + 1)
-        while pos < len(text) and text[pos] != "]":
-            try:
-                value, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
-                raise fail(exc) from None
-            records.append((value, text.count("\n", 0, pos) + 1))
-            pos = _skip_ws(text, end)
-            if pos < len(text) and text[pos] == ",":
-                pos = _skip_ws(text, pos + 1)
-            elif pos < len(text) and text[pos] != "]":
-                line = text.count("\n", 0, pos) + 1
-                raise CorpusError(path, line, None, "invalid JSON: expected ',' or ']' between records")
-        if pos >= len(text):
-            raise CorpusError(path, text.count("\n") + 1, None, "invalid JSON: unterminated array")
-        return records
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise fail(exc) from None
-    return [(value, text.count("\n", 0, pos) + 1)]
-
-
-def _is_json_document(text: str) -> bool:
-    """True for an array, or one object filling the whole text (a pretty-printed object is not JSON lines)."""
-    if text.startswith("["):
-        return True
-    try:
-        json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
-def _skip_ws(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
 
 
 def _csv_records(text: str, path: str) -> list[tuple[dict, int]]:

@@ -17,9 +17,13 @@ import numpy as np
 
 #: The ranking metrics every benchmark reports, in this order.
 RANKING_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "hit@1")
+#: The moment metrics a benchmark adds when questions are labelled with time spans (``bench --reference``).
+MOMENT_METRICS = ("moment_hit@1", "video_hit@1")
 PERCENTILES = (50, 95, 99)
 
 Ranking = Sequence[Sequence[str]]
+#: A moment of a video: (video id, start seconds, end seconds).
+Span = tuple[str, float, float]
 
 
 def ranking_metrics(qrels: Mapping[str, Collection[str]], rankings: Mapping[str, Ranking]) -> dict[str, float | None]:
@@ -48,6 +52,38 @@ def ranking_metrics(qrels: Mapping[str, Collection[str]], rankings: Mapping[str,
     curve = recall_curve(judged, rankings, 10)
     values.update({f"recall@{k}": curve[k - 1] for k in (1, 5, 10)})
     return {name: values[name] for name in RANKING_METRICS}
+
+
+def moment_hit(found: Span, relevant: Span) -> bool:
+    """True when ``found`` is in the video of ``relevant`` and overlaps it by at least half of the longer of the two,
+    so that neither a very long nor a very short clip can hit by merely touching the right moment."""
+    if found[0] != relevant[0]:
+        return False
+    overlap = min(found[2], relevant[2]) - max(found[1], relevant[1])
+    return overlap > 0 and overlap >= 0.5 * max(found[2] - found[1], relevant[2] - relevant[1])
+
+
+def moment_metrics(spans: Mapping[str, Sequence[Span]], tops: Mapping[str, Span | None]) -> dict[str, float | None]:
+    """Moment Hit@1 and video Hit@1, means over the queries with relevant spans.
+
+    Args:
+        spans: query id -> the moments that answer it (queries with none are skipped).
+        tops: query id -> the top result's moment (``None``: no result).
+
+    Returns:
+        ``{"moment_hit@1": share whose top result is a :func:`moment_hit` of a relevant span, "video_hit@1": share
+        whose top result is in a relevant span's video}``; ``None`` values when no query has spans.
+    """
+    judged = {qid: list(found) for qid, found in spans.items() if found}
+    if not judged:
+        return dict.fromkeys(MOMENT_METRICS)
+    moments = videos = 0
+    for qid, relevant in judged.items():
+        top = tops.get(qid)
+        if top is not None:
+            moments += any(moment_hit(top, span) for span in relevant)
+            videos += any(top[0] == span[0] for span in relevant)
+    return {"moment_hit@1": moments / len(judged), "video_hit@1": videos / len(judged)}
 
 
 def recall_curve(qrels: Mapping[str, Collection[str]], rankings: Mapping[str, Ranking], depth: int) -> list[float | None]:

@@ -40,7 +40,15 @@ def render(result: BenchResult, markdown: bool, plots: Sequence[str] = ()) -> st
         "",
     ]
     methods = result.methods
-    sections = [
+    moments = []
+    if metrics.MOMENT_METRICS[0] in result.main.metrics:
+        seconds = "-" if result.mean_clip_seconds is None else f"{result.mean_clip_seconds:.1f}"
+        title = ("Moments (top result in the right video and overlapping a relevant span by half of the longer of "
+                 f"the two; mean clip {seconds} s)")
+        moments = [(title,
+                    ["method", "moment Hit@1", "video Hit@1"],
+                    [[name, *(m.metrics[key] for key in metrics.MOMENT_METRICS)] for name, m in methods.items()])]
+    sections = [*moments,
         ("Ranking, over answerable questions",
          ["method", "Recall@1", "Recall@5", "Recall@10", "MRR@10", "nDCG@10", "Hit@1"],
          [[name, *(m.metrics[key] for key in metrics.RANKING_METRICS)] for name, m in methods.items()]),
