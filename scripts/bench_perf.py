@@ -57,9 +57,9 @@ from clipsearch.encoder import Encoder
 from clipsearch.index import ClipIndex
 from clipsearch.metrics import percentiles
 from clipsearch.onnx_encoder import load_query_encoder
-from clipsearch.segmentation import Segmentation
 from clipsearch.passages import sentences
 from clipsearch.ranking import Fusion
+from clipsearch.segmentation import Segmentation
 from clipsearch.search import Searcher
 
 REPO = Path(__file__).resolve().parents[1]
