@@ -131,7 +131,8 @@ def tune(
 
         say(f"training on {len(pairs)} pairs from {len(train)} questions ({options.epochs:g} epoch(s))")
         started = time.perf_counter()
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # beside out: one rename at the end
         try:
             fine_tune(base, pairs, staging, options, say)
             seconds["train"] = time.perf_counter() - started
@@ -148,7 +149,6 @@ def tune(
             tuned.fusion = fusion
             after = evaluate(tuned, dev)
             seconds["after"] = time.perf_counter() - started
-            out.parent.mkdir(parents=True, exist_ok=True)
             if out.exists():
                 out.rmdir()  # empty, checked above
             os.replace(staging, out)
