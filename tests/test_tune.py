@@ -82,8 +82,9 @@ def test_held_out_questions_are_about_videos_training_never_sees():
     assert kept and held and len(kept) + len(held) == len(queries)
     videos = {q.qid: {clips[i].video_id or i for i in q.relevant} for q in queries}
     assert not set().union(*(videos[q.qid] for q in kept)) & set().union(*(videos[q.qid] for q in held))
-    # Each question is paired with the answer of the clip it names, and with that clip's own question.
-    pairs = training_pairs(kept, clips)
+    # Each question is paired with the answer of the clip it names (optionally also with its question).
     first = kept[0]
     clip = clips[first.relevant[0]]
-    assert (first.query, clip.answer) in pairs and (first.query, clip.question) in pairs
+    assert training_pairs(kept, clips) == [(q.query, clips[i].answer) for q in kept for i in q.relevant]
+    with_questions = training_pairs(kept, clips, with_questions=True)
+    assert (first.query, clip.answer) in with_questions and (first.query, clip.question) in with_questions

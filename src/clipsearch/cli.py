@@ -410,6 +410,9 @@ def tune(
     epochs: Annotated[float, typer.Option(min=0.1, help="Passes over the training pairs.")] = 1.0,
     batch_size: Annotated[int, typer.Option(min=2, help="Pairs per batch (each pair's in-batch negatives).")] = 32,
     max_seq_length: Annotated[int, typer.Option(min=16, help="Tokens of a clip text used in training.")] = 128,
+    question_pairs: Annotated[
+        bool, typer.Option("--question-pairs", help="Also pair each question with its clip's question (twice the steps).")
+    ] = False,
     work: Annotated[
         Optional[Path], typer.Option("--work", help="Scratch directory for benchmark indexes (kept, with their "
                                      "embedding cache, so a second run is faster). Default: a temporary one."),
@@ -418,7 +421,8 @@ def tune(
     """Fine-tune the encoder on labelled questions and write a model directory usable by --model.
 
     Training uses in-batch negatives (sentence-transformers MultipleNegativesRankingLoss) on question -> clip
-    answer and question -> clip question pairs, plus the corpus' own question -> answer pairs. Ranking weights are
+    answer pairs (with --question-pairs also question -> clip question), plus the corpus' own question -> answer
+    pairs. Ranking weights are
     then refitted for the tuned model on a slice of the training videos kept out of training and written into the
     model directory (clipsearch_ranking.json; `index build --model DIR` uses them). Prints the dev metrics before
     and after. An index built with the tuned model says "answered" whenever it has results until you run
@@ -431,7 +435,8 @@ def tune(
     from clipsearch.metrics import RANKING_METRICS
     from clipsearch.tuning import TuneOptions, tune as run_tune
 
-    options = TuneOptions(epochs=epochs, batch_size=batch_size, max_seq_length=max_seq_length)
+    options = TuneOptions(epochs=epochs, batch_size=batch_size, max_seq_length=max_seq_length,
+                          question_pairs=question_pairs)
     try:
         result = run_tune(clips, queries or [], out, dev_files=dev or [], model=model, options=options, work=work,
                           say=lambda message: typer.echo(message, err=True))

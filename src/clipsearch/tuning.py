@@ -1,8 +1,8 @@
 """Fine-tune the encoder on labelled questions, refit the ranking weights for it, and measure before and after.
 
 ``tune`` trains with sentence-transformers' ``MultipleNegativesRankingLoss`` (in-batch negatives: each question
-against every other clip text of its batch) on pairs of a question and a text of a clip it names: the clip's answer,
-and its question when it has one. When no labelled questions are given it trains on the corpus' own
+against every other clip text of its batch) on pairs of a question and the answer of a clip it names (optionally
+also that clip's question), plus the corpus' own question -> answer pairs. When no labelled questions are given it trains on the corpus' own
 question -> answer pairs. Then:
 
 1. ranking weights are refitted for the tuned model (a weight grid, :func:`clipsearch.fitting.fit_fusion`) on a
@@ -61,6 +61,8 @@ class TuneOptions:
     learning_rate: float = 5e-5
     warmup: float = 0.1
     max_seq_length: int = 128
+    #: Also pair each question with the question of the clip it names (not only its answer): twice the steps.
+    question_pairs: bool = False
     seed: int = SEED
 
 
@@ -115,7 +117,7 @@ def tune(
         labelled, dev = split_by_video(labelled, by_id, HELD_OUT_SHARE, options.seed)
     dev_text = {q.query.strip().lower() for q in dev}
     train, fit = split_by_video(labelled, by_id, HELD_OUT_SHARE, options.seed + 1)
-    pairs = training_pairs(train, by_id) + ([] if not query_files else _corpus_pairs(clips))
+    pairs = training_pairs(train, by_id, options.question_pairs) + ([] if not query_files else _corpus_pairs(clips))
     if not pairs:
         raise ClipsearchError("no training pairs: no question names a clip of the corpus")
     seconds: dict[str, float] = {}
@@ -190,8 +192,11 @@ def split_by_video(
     return kept, out
 
 
-def training_pairs(queries: Sequence[LabelledQuery], clips: dict[str, Clip]) -> list[tuple[str, str]]:
-    """(question, clip text) for each relevant clip of each question: its answer, and its question if any."""
+def training_pairs(
+    queries: Sequence[LabelledQuery], clips: dict[str, Clip], with_questions: bool = False
+) -> list[tuple[str, str]]:
+    """(question, clip text) for each relevant clip of each question: its answer, and with ``with_questions`` its
+    question too (when it has one)."""
     pairs = []
     for query in queries:
         for clip_id in query.relevant:
@@ -199,7 +204,7 @@ def training_pairs(queries: Sequence[LabelledQuery], clips: dict[str, Clip]) -> 
             if clip is None:
                 continue
             pairs.append((query.query, clip.answer))
-            if clip.question.strip() and clip.question != query.query:
+            if with_questions and clip.question.strip() and clip.question != query.query:
                 pairs.append((query.query, clip.question))
     return pairs
 
