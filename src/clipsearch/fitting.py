@@ -6,8 +6,8 @@ model) and ``scripts/fit_calibration.py`` (the calibration that ships with clips
 - :func:`fit_fusion` searches a grid of component weights for the best MRR@10 over the answerable questions. Every
   question's candidates and components are computed once; each grid point is then only arithmetic.
 - :func:`fit_calibration` fits a logistic regression (scikit-learn) over the top result's calibration features, the
-  answerable questions being the positive class, and sets the threshold so that ``answered_rate`` of the
-  answerable questions stay answered.
+  answerable questions being the positive class, and takes the threshold with the best abstention F1 among those
+  that keep ``answered_rate`` of the answerable questions answered (:func:`choose_threshold`).
 
 Example usage::
 
