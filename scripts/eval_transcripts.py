@@ -10,6 +10,7 @@ Example usage:
 
     python scripts/eval_transcripts.py                                   # dev questions, default segmentation
     python scripts/eval_transcripts.py --queries queries-train.jsonl queries-dev.jsonl --windows 15 30 60
+    python scripts/eval_transcripts.py --model models/tutorialvqa --index index/transcripts-tuned   # a tuned model
 
 The first line is the same as
 `clipsearch index build ../shared/data/tutorialvqa/videos.jsonl --out index/transcripts` followed by
@@ -64,6 +65,8 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=defaults.pause_seconds, help="a full-boundary pause, seconds")
     parser.add_argument("--no-overlap", action="store_true", help="no clips across the cuts")
     parser.add_argument("--windows", type=float, nargs="*", default=[], help="fixed-window baselines, seconds")
+    parser.add_argument("--model", help="encoder name or directory, e.g. one written by `clipsearch tune` "
+                        "(default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument("--json", type=Path, help="file for the metrics of every row, as JSON")
     args = parser.parse_args()
 
@@ -79,7 +82,7 @@ def main() -> None:
             clips = fixed_windows(videos, seconds, Path(temp) / f"windows-{seconds:g}.jsonl")
             inputs[f"fixed windows {seconds:g} s"] = ([clips], Path(temp) / f"index-{seconds:g}")
         for name, (sources, index) in inputs.items():
-            build_index(sources, index, segmentation=segmentation, cache_dir=args.index / "cache")
+            build_index(sources, index, model=args.model, segmentation=segmentation, cache_dir=args.index / "cache")
             searcher = Searcher.open(index)
             for queries_name, queries in question_sets.items():
                 result = run_benchmark(searcher, queries, sources=[queries_name], reference=reference)
