@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = set(args.stages.split(","))
 
-    def stage(key: str, name: str, run):
-        """Run one part, keep its figures (or its error) under ``key`` and save the report so far."""
+    def stage(key: str, name: str, run, **fields):
+        """Run one part, keep its figures (or its error) with ``fields`` under ``key`` and save the report so far."""
         if name.split()[0].lower() not in wanted and not (name.startswith("TutorialVQA") and "builds" in wanted):
             return
         print(f"{name} ... (load {os.getloadavg()[0]:.1f})", flush=True)
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - one broken stage must not lose the others' figures
             print(f"{name} failed: {exc!r}", flush=True)
             found = {"error": repr(exc)}
+        found = {**fields, **found}
         if key == "scale":
             result["scale"].append(found)
         else:
@@ -116,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     stage("tutorialvqa", "TutorialVQA builds", lambda: tutorialvqa_builds(encoder, args.work)[1])
     stage("agreement", "agreement of ONNX and torch", lambda: agreement(tvqa, encoder))
     for size in sizes:
-        stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args))  # noqa: B023
-        if result["scale"]:
-            result["scale"][-1].setdefault("clips", size)
+        stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args), clips=size)  # noqa: B023
     if args.txtai_python:
         stage("txtai", "txtai", lambda: txtai_run(args.txtai_python, pool, args))
     result["machine"]["load_after"] = os.getloadavg()
@@ -324,6 +323,9 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
     cache = EmbeddingCache(tvqa / "cache" / "embeddings.sqlite")
     found = cache.get_many(encoder.fingerprint, texts, encoder.dim)
     cache.close()
+    if len(found) < len(texts):
+        raise RuntimeError(f"{len(texts) - len(found)} of the 408 clips' texts are not in {tvqa / 'cache'}: run the "
+                           "builds stage first (--stages builds) with the same --work")
     vectors_of = {texts[i]: v for i, v in found.items()}
     per_clip = sum(len(items) for items in _pieces(real).values()) / len(real)
     estimate_gb = size * per_clip * HNSW_BYTES / 1e9
@@ -618,7 +620,7 @@ def markdown(result: dict) -> str:
               "|---:|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for row in result.get("scale", []):
         if "skipped" in row or "error" in row:
-            lines.append(f"| {row['clips']} | {row.get('skipped') or row.get('error')} | | | | | | | | |")
+            lines.append(f"| {row.get('clips', '?')} | {row.get('skipped') or row.get('error')} | | | | | | | | |")
             continue
         for key in ("http", "http_1_thread", "http_2_threads"):
             if key in row:
