@@ -237,3 +237,20 @@ def test_metrics_describe_the_service_and_belong_to_one_app(service, root):
         "clipsearch_http_requests_total",
         (("method", "GET"), ("route", "/search"), ("status", "200")),
     ) not in (samples(other))
+
+
+def test_a_server_searches_with_one_torch_and_one_blas_thread_per_request():
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from clipsearch.service import one_thread_per_search
+
+    torch_threads = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # restores this test process's BLAS threads on the way out
+        try:
+            one_thread_per_search()
+            assert torch.get_num_threads() == 1
+            blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+            assert blas and set(blas) == {1}
+        finally:
+            torch.set_num_threads(torch_threads)

@@ -32,16 +32,21 @@ log = logging.getLogger("clipsearch.service")
 
 
 def one_thread_per_search() -> None:
-    """Encode each query on the thread that asks it, without torch's intra-op thread pool (the ONNX encoder
-    takes its own setting, ``encoder_threads``).
+    """Encode and rank each query on the thread that asks it, without torch's intra-op thread pool or the BLAS
+    library's (numpy's) threads; the ONNX encoder takes its own setting, ``encoder_threads``.
 
     A server answers many short queries at once from a thread pool; intra-op threads only contend with each
     other there. Measured on a busy 2-core machine (issue 4): a search took ~700 ms through the HTTP thread
-    pool with torch's default threads and ~50 ms with one.
+    pool with torch's default threads and ~50 ms with one. The BLAS threads (OpenBLAS, for the ranking's small
+    matrix products) spin between products: on an idle 2-core machine, 10k clips, one BLAS thread took the
+    server's CPU per request from 44 to 26-28 ms and 4-client throughput from 53 to 61-66 req/s, at the same
+    1-client latency (issue 7).
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")  # process-wide, kept after this call returns
 
 
 _omp = threading.local()
