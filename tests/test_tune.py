@@ -29,7 +29,7 @@ def tuned(tmp_path_factory, encoder) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("tune")
     out = root / "model"
     corpus = [arg for path in EXAMPLE_CORPUS for arg in ("--clips", path)]
-    result = invoke("tune", *corpus, "--queries", QUESTIONS, "--out", out, "--batch-size", "8",
+    result = invoke("tune", *corpus, "--queries", QUESTIONS, "--out", out, "--batch-size", "8", "--epochs", "1",
                     "--work", root / "work")
     assert result.exit_code == 0, result.output
     return out, result.output

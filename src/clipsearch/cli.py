@@ -407,7 +407,7 @@ def tune(
     model: Annotated[
         Optional[str], typer.Option("--model", "-m", help="Model to start from. Default: the packaged all-MiniLM-L6-v2.")
     ] = None,
-    epochs: Annotated[float, typer.Option(min=0.1, help="Passes over the training pairs.")] = 1.0,
+    epochs: Annotated[float, typer.Option(min=0.1, help="Passes over the training pairs.")] = 2.0,
     batch_size: Annotated[int, typer.Option(min=2, help="Pairs per batch (each pair's in-batch negatives).")] = 32,
     max_seq_length: Annotated[int, typer.Option(min=16, help="Tokens of a clip text used in training.")] = 128,
     question_pairs: Annotated[
