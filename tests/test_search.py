@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from clipsearch.search import Searcher
+from clipsearch.search import Searcher, top_positive
 from conftest import DATA, EXAMPLES, read_jsonl
 
 EXAMPLE_PARAPHRASES = read_jsonl(EXAMPLES / "questions.jsonl")
@@ -157,3 +161,15 @@ def test_confidence_never_rises_down_the_list(example):
     for query in ("my chain squeaks, what should I put on it?", "how do I bake sourdough bread"):
         confidences = [hit.confidence for hit in example.search(query, k=10).results]
         assert confidences == sorted(confidences, reverse=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scores=arrays(np.float32, st.integers(0, 300), elements=st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 3.25])),
+    k=st.integers(0, 320),
+)
+def test_the_bm25_top_list_is_a_stable_sort_of_the_positive_scores_cut_at_k(scores, k):
+    positive = np.flatnonzero(scores > 0)
+    expected = positive[np.argsort(-scores[positive], kind="stable")[:k]]
+
+    assert top_positive(scores, k).tolist() == expected.tolist()

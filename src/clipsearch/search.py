@@ -25,6 +25,22 @@ FILTER_FIELDS = ("source", "video_id")
 GROUP_BY = ("video",)
 
 
+def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest positive scores, best first, ties by position.
+
+    The same as ``np.argsort(-scores[positive], kind="stable")[:k]`` mapped back to positions, but only the scores
+    at or above the k-th best are sorted: at 100k clips sorting every clip a query term occurs in took 7 ms of a
+    14 ms search (issue 7).
+    """
+    positive = np.flatnonzero(scores > 0)
+    values = scores[positive]
+    if 0 < k < len(positive):
+        kth = np.partition(values, len(values) - k)[len(values) - k]  # the k-th highest score
+        keep = np.flatnonzero(values >= kth)
+        positive, values = positive[keep], values[keep]
+    return positive[np.argsort(-values, kind="stable")[: max(k, 0)]]
+
+
 @dataclass(frozen=True)
 class Hit:
     """One clip in an answer.
@@ -269,9 +285,7 @@ class Searcher:
             positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
             ids = self.index.search(kind, vector, fetch * 2, positions)[1][0]
             found.append(spans.spans[ids[ids >= 0], 0])
-        positive = np.flatnonzero(bm25 > 0)
-        if len(positive):
-            found.append(positive[np.argsort(-bm25[positive], kind="stable")[:fetch]])
+        found.append(top_positive(bm25, fetch))
         candidates = np.unique(np.concatenate(found).astype(np.int64))
         return candidates[candidates >= 0]
 
