@@ -57,7 +57,6 @@ from clipsearch.encoder import Encoder
 from clipsearch.index import ClipIndex
 from clipsearch.metrics import percentiles
 from clipsearch.onnx_encoder import load_query_encoder
-from clipsearch.passages import sentences
 from clipsearch.ranking import Fusion
 from clipsearch.segmentation import Segmentation
 from clipsearch.search import Searcher
@@ -65,8 +64,7 @@ from clipsearch.search import Searcher
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALVQA = REPO.parent / "shared" / "data" / "tutorialvqa"
 NOISE = 0.02  # per dimension: |noise| ~ 0.39, cosine to the real vector ~ 0.93
-# Bytes per vector of an HNSW-flat field (float32 vector + level-0 links + upper levels), for the RAM estimate.
-HNSW_BYTES = 384 * 4 + 2 * ann.HNSW_PARAMS["M"] * 4 + 40
+MIX = 0.4  # a synthetic vector is (1 - w) * a real one + w * another real one, w uniform in [0, MIX], plus noise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,43 +276,122 @@ def agreement(index_dir: Path, encoder: Encoder) -> dict:
 # --- scale ----------------------------------------------------------------------------------------------------
 
 
-def scale_corpus(size: int, real: list[Clip], vectors_of: dict[str, np.ndarray], seed: int = 0):
-    """``size`` clips (the real ones first) and their vectors by kind, as ``_write_version`` takes them."""
+def scale_corpus(size: int, real: list[Clip], vectors_of: dict[str, np.ndarray], work: Path, seed: int = 0):
+    """``size`` clips (the real ones first) and their vectors by kind, as ``_write_version`` takes them.
+
+    Sentence and passage vectors are written to float16 files in ``work`` (memory-mapped: at a million clips they
+    are 10 million vectors); question and answer vectors are float32 in RAM.
+    """
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
-    all_sentences = [s.text for clip in real for s in sentences(clip.answer)]
+    real_pieces = _pieces(real)
+    dim = next(iter(vectors_of.values())).shape[0]
+    # every real sentence, its text and vector; the sentence ids of each real clip
+    sentence_text = [text for *_, text in real_pieces["sentence"]]
+    sentence_vec = np.stack([vectors_of[t] for t in sentence_text])
+    own_ids: list[list[int]] = [[] for _ in real]
+    for i, (row, *_rest) in enumerate(real_pieces["sentence"]):
+        own_ids[row].append(i)
+    question_vec = np.stack([vectors_of[c.question] if c.question.strip() else vectors_of[c.answer] for c in real])
+
     clips = list(real)
+    ids_of: list[list[int]] = []
     for j in range(len(real), size):
         base = real[j % len(real)]
-        own = [s.text for s in sentences(base.answer)]
-        own[pick.randrange(len(own))] = pick.choice(all_sentences)
+        own = list(own_ids[j % len(real)])
+        own[pick.randrange(len(own))] = pick.randrange(len(sentence_text))
         if len(own) > 2:
             pick.shuffle(own)
+        ids_of.append(own)
         start = 30.0 * (j % 7)
-        clips.append(Clip(id=f"syn-{j}", question=base.question, answer=" ".join(own), start=start,
-                          end=start + 25.0, source=base.source, video_id=f"syn-{j // 7}",
+        clips.append(Clip(id=f"syn-{j}", question=base.question, answer=" ".join(sentence_text[i] for i in own),
+                          start=start, end=start + 25.0, source=base.source, video_id=f"syn-{j // 7}",
                           video_title=base.video_title, url=base.url))
-    pieces = _pieces(clips)
-    dim = next(iter(vectors_of.values())).shape[0]
-    sentence_vec: dict[int, list] = {}
-    for row, start, end, text in pieces["sentence"]:
-        sentence_vec.setdefault(row, []).append((start, end, vectors_of.get(text)))
-    vectors = {}
-    for kind, items in pieces.items():
-        matrix = np.zeros((len(items), dim), dtype=np.float32)
+
+    def mixed(vectors: np.ndarray, partners: np.ndarray) -> np.ndarray:
+        """Each vector moved towards another real one (weight 0-0.4) plus noise: a continuum, not clusters."""
+        weight = rng.uniform(0.0, MIX, size=(len(vectors), 1)).astype(np.float32)
+        out = (1 - weight) * vectors + weight * partners
+        out += NOISE * rng.standard_normal(out.shape, dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    counts = np.array([len(ids) for ids in ids_of], dtype=np.int64)
+    windows = np.maximum(1, counts - passages_window() + 1)
+    real_counts = {kind: len(items) for kind, items in real_pieces.items()}
+    totals = {"sentence": real_counts["sentence"] + int(counts.sum()),
+              "passage": real_counts["passage"] + int(windows.sum())}
+    span_matrix = {kind: np.lib.format.open_memmap(work / f"scale-{size}-{kind}.f16.npy", mode="w+",
+                                                   dtype=np.float16, shape=(totals[kind], dim)) for kind in totals}
+    tables = {kind: np.zeros((totals[kind], 3), dtype=np.int64) for kind in totals}
+    dense = {kind: np.zeros((size if kind == "answer" else len(real_pieces["question"]) + size - len(real), dim),
+                            dtype=np.float32) for kind in ("question", "answer")}
+    question_rows = []
+    # the real clips: their real vectors
+    for kind, items in real_pieces.items():
         for i, (row, start, end, text) in enumerate(items):
-            known = vectors_of.get(text)
-            if known is None or row >= len(real) and kind in ("answer", "passage"):
-                parts = [v for s, e, v in sentence_vec.get(row, []) if s >= start and e <= end and v is not None]
-                known = np.mean(parts, axis=0) if parts else vectors_of[real[row % len(real)].answer]
-            matrix[i] = known
-        first_bulk = int(np.searchsorted([item[0] for item in items], len(real)))  # items are sorted by row
-        for start in range(first_bulk, len(items), 100_000):
-            part = matrix[start : start + 100_000]
-            part += NOISE * rng.standard_normal(part.shape, dtype=np.float32)
-        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-        vectors[kind] = (matrix, np.array([item[:3] for item in items], dtype=np.int64).reshape(len(items), 3))
+            target = span_matrix[kind] if kind in totals else dense[kind]
+            target[i] = vectors_of[text]
+            if kind in totals:
+                tables[kind][i] = (row, start, end)
+            elif kind == "question":
+                question_rows.append(row)
+    # the synthetic clips, a chunk at a time
+    at = {kind: real_counts[kind] for kind in real_counts}
+    for first in range(0, len(ids_of), 50_000):
+        chunk = ids_of[first : first + 50_000]
+        rows = np.arange(len(real) + first, len(real) + first + len(chunk))
+        flat = np.fromiter((i for ids in chunk for i in ids), dtype=np.int64)
+        lengths = np.array([len(sentence_text[i]) for i in flat], dtype=np.int64)
+        n = counts[first : first + len(chunk)]
+        owner = np.repeat(np.arange(len(chunk)), n)
+        begins = np.concatenate(([0], np.cumsum(n)[:-1]))
+        # character offsets: sentences joined by one space
+        ends_cum = np.cumsum(lengths + 1)
+        clip_base = (ends_cum - lengths - 1)[begins][owner]
+        char_start = ends_cum - lengths - 1 - clip_base
+        char_end = char_start + lengths
+        vecs = mixed(sentence_vec[flat], sentence_vec[rng.integers(0, len(sentence_vec), len(flat))])
+        span_matrix["sentence"][at["sentence"] : at["sentence"] + len(flat)] = vecs
+        tables["sentence"][at["sentence"] : at["sentence"] + len(flat)] = np.stack(
+            [rows[owner], char_start, char_end], axis=1)
+        at["sentence"] += len(flat)
+        # passages: windows of consecutive sentences (mean vector plus noise)
+        cum = np.concatenate([np.zeros((1, dim), np.float32), np.cumsum(vecs, axis=0, dtype=np.float32)])
+        w = windows[first : first + len(chunk)]
+        p_owner = np.repeat(np.arange(len(chunk)), w)
+        p_first = begins[p_owner] + (np.arange(int(w.sum())) - np.repeat(np.cumsum(w) - w, w))
+        p_last = np.minimum(p_first + passages_window(), begins[p_owner] + n[p_owner])  # exclusive
+        means = (cum[p_last] - cum[p_first]) / (p_last - p_first)[:, None]
+        means += NOISE * rng.standard_normal(means.shape, dtype=np.float32)
+        means /= np.linalg.norm(means, axis=1, keepdims=True)
+        span_matrix["passage"][at["passage"] : at["passage"] + len(means)] = means
+        tables["passage"][at["passage"] : at["passage"] + len(means)] = np.stack(
+            [rows[p_owner], char_start[p_first], char_end[p_last - 1]], axis=1)
+        at["passage"] += len(means)
+        # answers: the mean of their sentences; questions: a real question mixed with another
+        answers = (cum[begins + n] - cum[begins]) / n[:, None]
+        answers += NOISE * rng.standard_normal(answers.shape, dtype=np.float32)
+        dense["answer"][rows] = answers / np.linalg.norm(answers, axis=1, keepdims=True)
+        base = rows % len(real)
+        q_at = len(real_pieces["question"]) + first
+        dense["question"][q_at : q_at + len(chunk)] = mixed(
+            question_vec[base], question_vec[rng.integers(0, len(real), len(chunk))])
+    question_rows = np.concatenate([np.array(question_rows, dtype=np.int64), np.arange(len(real), size)])
+    vectors = {
+        "question": (dense["question"], np.stack([question_rows, np.zeros_like(question_rows),
+                                                  np.array([len(clips[r].question) for r in question_rows])], 1)),
+        "answer": (dense["answer"], np.stack([np.arange(size), np.zeros(size, np.int64),
+                                              np.array([len(c.answer) for c in clips])], 1)),
+        "sentence": (span_matrix["sentence"], tables["sentence"]),
+        "passage": (span_matrix["passage"], tables["passage"]),
+    }
     return clips, vectors
+
+
+def passages_window() -> int:
+    from clipsearch.passages import WINDOW
+
+    return WINDOW
 
 
 def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) -> dict:
@@ -327,17 +404,17 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         raise RuntimeError(f"{len(texts) - len(found)} of the 408 clips' texts are not in {tvqa / 'cache'}: run the "
                            "builds stage first (--stages builds) with the same --work")
     vectors_of = {texts[i]: v for i, v in found.items()}
-    per_clip = sum(len(items) for items in _pieces(real).values()) / len(real)
-    estimate_gb = size * per_clip * HNSW_BYTES / 1e9
-    row: dict = {"clips": size, "vectors_per_clip": per_clip, "estimated_vector_ram_gb": estimate_gb}
+    per_kind = {kind: len(items) / len(real) for kind, items in _pieces(real).items()}
+    estimate_gb = estimated_index_gb(size, per_kind)
+    row: dict = {"clips": size, "vectors_per_clip": per_kind, "estimated_index_ram_gb": estimate_gb}
     if estimate_gb > args.max_index_gb:
-        row["skipped"] = (f"estimated {estimate_gb:.1f} GB of vectors (all four fields, float32 + HNSW links) "
-                          f"exceeds --max-index-gb {args.max_index_gb}")
+        row["skipped"] = (f"estimated {estimate_gb:.1f} GB of vectors and links in RAM exceeds --max-index-gb "
+                          f"{args.max_index_gb}")
         return row
     out = args.work / f"scale-{size}"
     if not (out / "current").exists():
         began = time.perf_counter()
-        clips, vectors = scale_corpus(size, real, vectors_of)
+        clips, vectors = scale_corpus(size, real, vectors_of, args.work)
         corpus = args.work / f"scale-{size}.jsonl"
         with open(corpus, "w", encoding="utf-8") as handle:
             for clip in clips:
@@ -347,7 +424,7 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         version = _write_version(out, clips, vectors, [corpus], encoder, "all-MiniLM-L6-v2", "package", Fusion(),
-                                 calibration_for(encoder), ann.FLAT_MAX_VECTORS, Segmentation())
+                                 calibration_for(encoder), ann.Limits(), Segmentation())
         switch_current(out, version.name)
         (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
     row.update(json.loads((out / "timings.json").read_text()))
@@ -360,25 +437,40 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
     return row
 
 
-def ann_recall(index_dir: Path, questions: list[str], encoder: Encoder) -> dict:
-    """recall@10 and @100 of each HNSW field against exact search, over real questions."""
-    import faiss
+def estimated_index_gb(size: int, per_kind: dict[str, float]) -> float:
+    """RAM of the vectors and HNSW links at ``size`` clips, by the type each field gets (float16 files and
+    rank-only fields are on disk)."""
+    limits, links = ann.Limits(), 2 * ann.HNSW_PARAMS["M"] * 4 + 40
+    per_type = {ann.FLAT: 384 * 4, ann.HNSW: 384 * 4 + links, ann.IVF_SQ8: 384 + 16, ann.RANK_ONLY: 0}
+    total = 0.0
+    for kind, per_clip in per_kind.items():
+        count = int(size * per_clip)
+        total += count * per_type[limits.type_for(count, span=kind in ("sentence", "passage"))]
+    return total / 1e9
 
+
+def ann_recall(index_dir: Path, questions: list[str], encoder: Encoder) -> dict:
+    """recall@10 and @100 of each approximate field (HNSW, and IVF over 8-bit codes with its exact re-ranking)
+    against an exact scan of the same vectors, over real questions."""
     index = ClipIndex.open(index_dir)
     queries = encoder.encode(questions)
     recall = {}
     for field, info in index.manifest["index_types"].items():
         holder = index.vectors.get(field) or index.spans[field]
-        if info["type"] != ann.HNSW:
-            recall[field] = {"type": "flat"}
+        if info["type"] not in (ann.HNSW, ann.IVF_SQ8):
+            recall[field] = {"type": info["type"]}
             continue
-        entry = {"type": "hnsw", "vectors": holder.index.ntotal}
+        entry = {"type": info["type"], "vectors": len(holder.matrix)}
         for k in (10, 100):
-            _, exact = faiss.knn(queries, holder.matrix, k, metric=faiss.METRIC_INNER_PRODUCT)
+            _, exact = ann.exact_scan(queries, k, holder.matrix)
             if field in index.vectors:  # positions -> clip rows (the ids of the clip-level fields)
-                rows = faiss.vector_to_array(holder.index.id_map)
+                rows = np.full(len(holder.matrix), -1, dtype=np.int64)
+                present = np.flatnonzero(holder.position >= 0)
+                rows[holder.position[present]] = present
                 exact = rows[exact]
+            began = time.perf_counter()
             _, approx = index.search(field, queries, k)
+            entry[f"ms_per_query@{k}"] = (time.perf_counter() - began) * 1000 / len(queries)
             entry[f"recall@{k}"] = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)]))
         recall[field] = entry
     return recall

@@ -1,4 +1,4 @@
-"""Index type by size: exact flat up to ``flat_max_vectors``, HNSW above it; recorded, persisted, filtered."""
+"""Index type by size: flat, HNSW, HNSW over 8-bit codes, rank-only; recorded, persisted, filtered."""
 
 from __future__ import annotations
 
@@ -19,12 +19,21 @@ def unit_vectors(count: int, dim: int = 64, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def test_a_field_gets_its_type_by_its_size():
+    limits = ann.Limits(flat_max_vectors=100, float_max_vectors=1000, span_search_max_vectors=5000)
+
+    assert [limits.type_for(n, span=False) for n in (0, 100, 101, 1000, 1001, 10**9)] == [
+        "flat", "flat", "hnsw", "hnsw", "ivf_sq8", "ivf_sq8"]
+    assert [limits.type_for(n, span=True) for n in (100, 1001, 5000, 5001)] == ["flat", "ivf_sq8", "ivf_sq8",
+                                                                                "rank_only"]
+
+
 @pytest.mark.parametrize("with_ids", [False, True], ids=["positions", "id map"])
 def test_above_the_limit_a_field_gets_hnsw_with_near_exact_recall(with_ids):
     vectors, queries = unit_vectors(3000), unit_vectors(50, seed=1)
     ids = np.arange(3000, dtype=np.int64) * 7 if with_ids else None
-    flat, flat_info = ann.build(vectors, ids, flat_max_vectors=3000)
-    hnsw, hnsw_info = ann.build(vectors, ids, flat_max_vectors=2999)
+    flat, flat_info = ann.build(vectors, ids, "flat")
+    hnsw, hnsw_info = ann.build(vectors, ids, "hnsw")
 
     assert flat_info == {"type": "flat"}
     assert hnsw_info == {"type": "hnsw", **ann.HNSW_PARAMS}
@@ -37,10 +46,53 @@ def test_above_the_limit_a_field_gets_hnsw_with_near_exact_recall(with_ids):
     assert recall >= 0.9
 
 
+def test_8_bit_codes_find_candidates_and_float16_vectors_rank_them_exactly(tmp_path):
+    vectors, queries = unit_vectors(3000), unit_vectors(50, seed=1)
+    ids = np.arange(3000, dtype=np.int64) * 7
+    flat, flat_info = ann.build(vectors, ids, "flat")
+    compact, info = ann.build(vectors, ids, "ivf_sq8")
+    ann.save_float16(tmp_path / "v.f16.npy", vectors)
+    stored = ann.load_float16(tmp_path / "v.f16.npy")
+
+    assert info == {"type": "ivf_sq8", "nlist": ann.ivf_lists(3000), **ann.IVF_SQ8_PARAMS}
+    assert isinstance(faiss.downcast_index(compact.index), faiss.IndexIVFScalarQuantizer)
+    assert isinstance(stored, np.memmap) and stored.dtype == np.float16
+    assert np.abs(stored - vectors).max() < 1e-3
+    exact_scores, exact = ann.search(flat, flat_info, queries, 10)
+    _, found = ann.search(compact, {**info, "nprobe": info["nlist"]}, queries, 40)  # every list: only codes err
+    scores, ranked = ann.rerank(queries, found, lambda rows: stored[rows // 7], 10)
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ranked, exact)]) >= 0.99
+    assert np.all(np.diff(scores, axis=1) <= 0)  # best first
+    hits = ranked == exact
+    assert np.allclose(scores[hits], exact_scores[hits], atol=2e-3)  # float16 vectors, exact products
+    _, probed = ann.search(compact, info, queries, 40)  # nprobe of the lists: random vectors are the worst case
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(probed, exact)]) >= 0.5
+
+
+def test_a_float16_matrix_converts_to_the_same_float32_values_however_large():
+    vectors = unit_vectors(500).astype(np.float16)
+
+    for rows in (vectors[:3], vectors):  # small ones through numpy, large ones through torch
+        converted = ann.as_float32(rows)
+        assert converted.dtype == np.float32 and np.array_equal(converted, rows.astype(np.float32))
+
+
+def test_a_rank_only_field_has_no_index_and_an_exact_scan_reads_its_vectors_in_chunks(monkeypatch):
+    monkeypatch.setattr(ann, "ADD_CHUNK", 700)
+    vectors, queries = unit_vectors(3000), unit_vectors(5, seed=3)
+    flat, flat_info = ann.build(vectors, None, "flat")
+
+    assert ann.build(vectors, None, "rank_only") == (None, {"type": "rank_only"})
+    scores, found = ann.exact_scan(queries, 10, vectors.astype(np.float16))
+    reference_scores, reference = ann.search(flat, flat_info, queries, 10)
+    assert np.array_equal(found, reference)
+    assert np.allclose(scores, reference_scores, atol=2e-3)
+
+
 def test_a_filtered_hnsw_search_keeps_to_the_filter_and_small_filters_are_exact():
     vectors, queries = unit_vectors(3000), unit_vectors(5, seed=2)
-    hnsw, info = ann.build(vectors, None, flat_max_vectors=100)
-    flat, flat_info = ann.build(vectors, None, flat_max_vectors=10_000)
+    hnsw, info = ann.build(vectors, None, "hnsw")
+    flat, flat_info = ann.build(vectors, None, "flat")
     allowed = np.arange(0, 3000, 3, dtype=np.int64)
 
     exact = ann.search(hnsw, info, queries, 10, allowed, (allowed, vectors[allowed]))
@@ -85,3 +137,51 @@ def test_an_hnsw_index_is_loaded_from_disk_and_answers_as_the_flat_one(hnsw_and_
         results = ours.search(question, k=5, filters=coffee).results
         assert results and all(hit.clip.source == "Bean Lab" for hit in results)
         assert [h.clip.id for h in results] == [h.clip.id for h in theirs.search(question, k=5, filters=coffee).results]
+
+
+@pytest.fixture(scope="module")
+def compact_and_flat(tmp_path_factory, hnsw_and_flat):
+    """The example corpus with every field above the float limit and the sentences above the span-search one."""
+    _, flat = hnsw_and_flat
+    counts = flat.manifest["vectors_by_field"]
+    assert counts["sentence"] > counts["passage"]
+    root = tmp_path_factory.mktemp("compact")
+    compact = build_index(
+        EXAMPLE_CORPUS, root / "compact", cache_dir=flat.root / "cache", flat_max_vectors=5, float_max_vectors=5,
+        span_search_max_vectors=counts["passage"],
+    ).index
+    return ClipIndex.open(compact.root), flat
+
+
+def test_large_fields_keep_8_bit_codes_in_the_index_and_float16_vectors_on_disk(compact_and_flat):
+    compact, _ = compact_and_flat
+    types = {field: info["type"] for field, info in compact.manifest["index_types"].items()}
+
+    assert types == {"question": "ivf_sq8", "answer": "ivf_sq8", "sentence": "rank_only", "passage": "ivf_sq8"}
+    assert compact.manifest["index_type"] == "rank_only"
+    assert (compact.manifest["float_max_vectors"], compact.manifest["span_search_max_vectors"]) == (
+        5, compact.manifest["vectors_by_field"]["passage"])
+    files = set(compact.manifest["files"])
+    assert {"questions.f16.npy", "answers.f16.npy", "sentences.f16.npy", "passages.f16.npy"} <= files
+    assert "sentences.faiss" not in files and "passages.faiss" in files
+    assert isinstance(compact.vectors["answer"].matrix, np.memmap)
+    assert not compact.searchable("sentence") and compact.searchable("passage")
+
+
+def test_a_compact_index_answers_as_the_flat_one(compact_and_flat, encoder):
+    compact, flat = compact_and_flat
+    ours, theirs = Searcher(compact, encoder), Searcher(flat, encoder)
+
+    for question in QUESTIONS[:10]:
+        mine, reference = ours.search(question, k=5), theirs.search(question, k=5)
+        assert [h.clip.id for h in mine.results] == [h.clip.id for h in reference.results]
+        assert mine.answered == reference.answered
+        for a, b in zip(mine.results, reference.results):
+            assert a.highlight == b.highlight
+            assert a.score == pytest.approx(b.score, abs=2e-3)
+    vector = encoder.encode(["how fine should I grind for espresso"])
+    scores, rows = compact.search("answer", vector, 5)
+    reference_scores, reference = flat.search("answer", vector, 5)
+    assert np.array_equal(rows, reference) and np.allclose(scores, reference_scores, atol=2e-3)
+    scores, positions = compact.search("sentence", vector, 5)  # rank-only: an exact scan of the float16 vectors
+    assert np.array_equal(positions, flat.search("sentence", vector, 5)[1])

@@ -31,7 +31,7 @@ from clipsearch.encoder import Encoder
 from clipsearch.errors import ClipsearchError, IndexBusy
 from clipsearch.index import (
     BM25_DIR, CLIPS, CURRENT, FORMAT_VERSION, MANIFEST, METRIC, SPAN_FILES, VECTOR_FILES, VERSIONS, ClipIndex,
-    current_version_id, sha256_file,
+    current_version_id, float16_vectors_file, sha256_file,
 )
 from clipsearch.lexical import BM25Index
 from clipsearch.onnx_encoder import export_onnx
@@ -79,6 +79,8 @@ def build_index(
     progress: Progress | None = None,
     onnx_precision: str | None = "fp32",
     flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
+    float_max_vectors: int = ann.FLOAT_MAX_VECTORS,
+    span_search_max_vectors: int = ann.SPAN_SEARCH_MAX_VECTORS,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
@@ -95,8 +97,9 @@ def build_index(
             model (another model's directory may carry its own ``clipsearch_calibration.json``), else none.
         segmentation: how transcripts are cut into clips (recorded in the manifest); default :class:`Segmentation`.
         progress: called with (done, total) while encoding.
-        flat_max_vectors: a field with more vectors than this gets an HNSW index, else exact flat (see
-            :mod:`clipsearch.ann`).
+        flat_max_vectors, float_max_vectors, span_search_max_vectors: where a field switches from exact flat
+            search to HNSW, to IVF over 8-bit codes with float16 vectors on disk, and (sentence and passage fields
+            only) to no index at all (see :mod:`clipsearch.ann`).
         onnx_precision: the ONNX query encoder to export (verified) into the cache directory unless it is there
             already, so serving never exports; None: none.
 
@@ -124,7 +127,8 @@ def build_index(
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
-            calibration if calibration is not None else calibration_for(encoder), flat_max_vectors, segmentation,
+            calibration if calibration is not None else calibration_for(encoder),
+            ann.Limits(flat_max_vectors, float_max_vectors, span_search_max_vectors), segmentation,
         )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
@@ -261,7 +265,7 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
 
 def _write_version(
     out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
-    flat_max_vectors: int,
+    limits: ann.Limits,
     segmentation: Segmentation,
 ) -> Path:
     versions = out / VERSIONS
@@ -275,15 +279,16 @@ def _write_version(
                 handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
         counts, types = {}, {}
         for kind, (matrix, table) in vectors.items():
-            if kind in VECTOR_FILES:
-                index, types[kind] = ann.build(matrix, table[:, 0], flat_max_vectors)
-                faiss.write_index(index, str(temp / VECTOR_FILES[kind]))
-            else:
-                index_name, table_name = SPAN_FILES[kind]
-                index, types[kind] = ann.build(matrix, None, flat_max_vectors)
+            span = kind in SPAN_FILES
+            index_name = SPAN_FILES[kind][0] if span else VECTOR_FILES[kind]
+            index, types[kind] = ann.build(matrix, None if span else table[:, 0], limits.type_for(len(matrix), span=span))
+            if index is not None:
                 faiss.write_index(index, str(temp / index_name))
-                np.save(temp / table_name, table)
-            counts[kind] = int(index.ntotal)
+            if types[kind]["type"] in (ann.IVF_SQ8, ann.RANK_ONLY):
+                ann.save_float16(temp / float16_vectors_file(index_name), matrix)
+            if span:
+                np.save(temp / SPAN_FILES[kind][1], table)
+            counts[kind] = len(matrix)
         BM25Index.build(clips).save(temp / BM25_DIR)
         files = {
             file.relative_to(temp).as_posix(): {"bytes": file.stat().st_size, "sha256": sha256_file(file)}
@@ -300,9 +305,9 @@ def _write_version(
             "model_fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "metric": METRIC,
-            "index_type": ann.HNSW if any(t["type"] == ann.HNSW for t in types.values()) else ann.FLAT,
+            "index_type": max((t["type"] for t in types.values()), key=ann.TYPES.index, default=ann.FLAT),
             "index_types": types,
-            "flat_max_vectors": flat_max_vectors,
+            **limits.to_dict(),
             "clips": len(clips),
             "vectors": sum(counts.values()),
             "vectors_by_field": counts,

@@ -73,6 +73,19 @@ def index_build(
             min=0, envvar=f"{ENV_PREFIX}FLAT_MAX_VECTORS", help=Settings.model_fields["flat_max_vectors"].description
         ),
     ] = Settings.model_fields["flat_max_vectors"].default,
+    float_max_vectors: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar=f"{ENV_PREFIX}FLOAT_MAX_VECTORS", help=Settings.model_fields["float_max_vectors"].description
+        ),
+    ] = Settings.model_fields["float_max_vectors"].default,
+    span_search_max_vectors: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar=f"{ENV_PREFIX}SPAN_SEARCH_MAX_VECTORS",
+            help=Settings.model_fields["span_search_max_vectors"].description,
+        ),
+    ] = Settings.model_fields["span_search_max_vectors"].default,
     min_clip_seconds: Annotated[
         float, typer.Option(min=0, help="Transcripts: shortest clip, unless its chapter or transcript is shorter.")
     ] = Segmentation.min_seconds,
@@ -120,7 +133,8 @@ def index_build(
         try:
             result = build_index(
                 sources, out, model=model, cache_dir=cache_dir, keep_versions=keep_versions,
-                flat_max_vectors=flat_max_vectors, segmentation=segmentation,
+                flat_max_vectors=flat_max_vectors, float_max_vectors=float_max_vectors,
+                span_search_max_vectors=span_search_max_vectors, segmentation=segmentation,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ClipsearchError as exc:

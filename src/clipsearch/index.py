@@ -25,7 +25,7 @@ import numpy as np
 
 from clipsearch import ann
 from clipsearch.calibration import Calibration
-from clipsearch.clips import Clip
+from clipsearch.clip_store import ClipStore
 from clipsearch.encoder import ModelRef, resolve_model
 from clipsearch.errors import IndexCorrupt, IndexNotFound
 from clipsearch.lexical import BM25Index
@@ -89,25 +89,29 @@ def current_version_id(root: str | Path) -> str | None:
 @dataclass
 class ClipVectors:
     """One vector per clip (or none): ``matrix[position[row]]`` is clip ``row``'s vector, ``position[row] == -1``
-    where the clip has none."""
+    where the clip has none. ``matrix`` is float32 in the index, or float16 memory-mapped (``ivf_sq8``)."""
 
     index: faiss.Index
     matrix: np.ndarray
     position: np.ndarray
 
     @classmethod
-    def of(cls, index: faiss.Index, clips: int) -> ClipVectors:
+    def of(cls, index: faiss.Index, clips: int, matrix: np.ndarray | None = None) -> ClipVectors:
         position = np.full(clips, -1, dtype=np.int64)
         if index.ntotal:
             position[faiss.vector_to_array(index.id_map)] = np.arange(index.ntotal)
-        return cls(index, ann.stored_vectors(index), position)
+        return cls(index, ann.stored_vectors(index) if matrix is None else matrix, position)
+
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of clip ``rows`` (each must have one)."""
+        return self.matrix[self.position[rows]]
 
     def cosines(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Cosine of ``query`` with each clip row's vector; NaN where a clip has none."""
         sims = np.full(len(rows), np.nan, dtype=np.float32)
         pos = self.position[rows]
         present = pos >= 0
-        sims[present] = self.matrix[pos[present]] @ query
+        sims[present] = ann.as_float32(self.matrix[pos[present]]) @ query
         return sims
 
 
@@ -115,15 +119,19 @@ class ClipVectors:
 class SpanVectors:
     """Vectors of answer pieces: ``index`` (FAISS, ids = positions) and ``spans[i] = (clip row, char_start, char_end)``."""
 
-    index: faiss.Index
+    index: faiss.Index | None  # None for a rank_only field
     matrix: np.ndarray
     spans: np.ndarray
     offsets: np.ndarray  # spans of clip row r are positions offsets[r]:offsets[r + 1]
 
     @classmethod
-    def of(cls, index: faiss.Index, spans: np.ndarray, clips: int) -> SpanVectors:
+    def of(cls, index: faiss.Index | None, spans: np.ndarray, clips: int, matrix: np.ndarray | None = None
+           ) -> SpanVectors:
         offsets = np.searchsorted(spans[:, 0], np.arange(clips + 1)) if len(spans) else np.zeros(clips + 1, int)
-        return cls(index, ann.stored_vectors(index), spans, offsets)
+        return cls(index, ann.stored_vectors(index) if matrix is None else matrix, spans, offsets)
+
+    def vectors_of(self, positions: np.ndarray) -> np.ndarray:
+        return self.matrix[positions]
 
     def best(self, rows: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each clip row, the best cosine of ``query`` with one of its spans and that span's position
@@ -139,7 +147,7 @@ class SpanVectors:
         # every span position of the rows, then the max of each row's segment
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         positions = starts + np.arange(counts.sum())
-        sims = self.matrix[positions] @ query
+        sims = ann.as_float32(self.matrix[positions]) @ query
         bounds = np.concatenate(([0], np.cumsum(counts)[:-1]))
         best[has] = np.maximum.reduceat(sims, bounds)
         # position of each segment's max: the first index in the segment where sims equals the max
@@ -159,7 +167,7 @@ class ClipIndex:
     root: Path
     path: Path
     manifest: dict
-    clips: list[Clip]
+    clips: ClipStore
     vectors: dict[str, ClipVectors]
     spans: dict[str, SpanVectors]
     bm25: BM25Index
@@ -209,30 +217,35 @@ class ClipIndex:
                 raise IndexCorrupt(f"{file}: {size} bytes, {MANIFEST} says {expected['bytes']}")
             if sha256_file(file) != expected["sha256"]:
                 raise IndexCorrupt(f"{file}: sha256 differs from {MANIFEST}")
-        clips = _read_clips(path / CLIPS)
+        clips = ClipStore.open(path / CLIPS)
         if len(clips) != manifest["clips"]:
             raise IndexCorrupt(f"{path / CLIPS}: {len(clips)} clips, {MANIFEST} says {manifest['clips']}")
         vectors = {}
         for field, name in VECTOR_FILES.items():
+            info = index_type(manifest, field)
             index = faiss.read_index(str(path / name))
+            matrix = _float16_vectors(path, name, info)
             expected = manifest["vectors_by_field"][field]
             if index.d != manifest["dim"] or index.ntotal != expected:
                 raise IndexCorrupt(
                     f"{path / name}: {index.ntotal} vectors of dim {index.d}, "
                     f"{MANIFEST} says {expected} of dim {manifest['dim']}"
                 )
-            vectors[field] = ClipVectors.of(index, len(clips))
+            vectors[field] = ClipVectors.of(index, len(clips), matrix)
         spans = {}
         for kind, (index_name, spans_name) in SPAN_FILES.items():
-            index = faiss.read_index(str(path / index_name))
-            table = np.load(path / spans_name)
+            info = index_type(manifest, kind)
+            matrix = _float16_vectors(path, index_name, info)
+            index = None if info["type"] == ann.RANK_ONLY else faiss.read_index(str(path / index_name))
+            count, dim = (index.ntotal, index.d) if index is not None else matrix.shape
+            table = np.load(path / spans_name, mmap_mode="r")
             expected = manifest["vectors_by_field"][kind]
-            if index.d != manifest["dim"] or index.ntotal != expected or len(table) != expected:
+            if dim != manifest["dim"] or count != expected or len(table) != expected:
                 raise IndexCorrupt(
-                    f"{path / index_name}: {index.ntotal} vectors of dim {index.d} and {len(table)} spans, "
+                    f"{path / index_name}: {count} vectors of dim {dim} and {len(table)} spans, "
                     f"{MANIFEST} says {expected} of dim {manifest['dim']}"
                 )
-            spans[kind] = SpanVectors.of(index, table, len(clips))
+            spans[kind] = SpanVectors.of(index, table, len(clips), matrix)
         bm25 = BM25Index.load(path / BM25_DIR, len(clips))
         return cls(root=root, path=path, manifest=manifest, clips=clips, vectors=vectors, spans=spans, bm25=bm25)
 
@@ -248,21 +261,51 @@ class ClipIndex:
             for question and answer vectors, span positions for sentences and passages.
         """
         holder = self.vectors[field] if field in self.vectors else self.spans[field]
-        k = min(k, holder.index.ntotal)
+        k = min(k, len(holder.matrix))
         if k <= 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        info = self.manifest.get("index_types", {}).get(field, {"type": ann.FLAT})
-        if rows is None:
-            return ann.search(holder.index, info, queries, k)
-        rows = np.asarray(rows, dtype=np.int64)
-        if isinstance(holder, ClipVectors):
-            positions = holder.position[rows]
-            ids, positions = rows[positions >= 0], positions[positions >= 0]
-        else:
-            ids = positions = rows
-        exact = (ids, holder.matrix[positions]) if len(ids) <= ann.EXACT_FILTERED_MAX else None
-        return ann.search(holder.index, info, queries, k, rows, exact)
+        info = index_type(self.manifest, field)
+        kind = info["type"]
+        if kind == ann.RANK_ONLY:
+            if rows is not None:
+                raise ValueError(f"the {field} field is rank-only: it cannot be searched among rows")
+            return ann.exact_scan(queries, k, holder.matrix)
+        exact = None
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            if isinstance(holder, ClipVectors):
+                positions = holder.position[rows]
+                ids, positions = rows[positions >= 0], positions[positions >= 0]
+            else:
+                ids = positions = rows
+            if len(ids) <= ann.EXACT_FILTERED_MAX:
+                exact = (ids, ann.as_float32(holder.matrix[positions]))
+        if kind != ann.IVF_SQ8:
+            return ann.search(holder.index, info, queries, k, rows, exact)
+        fetch = min(max(k * int(info.get("rerank", 4)), k), holder.index.ntotal)
+        _, found = ann.search(holder.index, info, queries, fetch, rows, exact)
+        return ann.rerank(queries, found, holder.vectors_of, k)
+
+    def searchable(self, field: str) -> bool:
+        """Whether a field has an index to find candidates with (a rank_only field only ranks them)."""
+        return index_type(self.manifest, field)["type"] != ann.RANK_ONLY
+
+
+def index_type(manifest: dict, field: str) -> dict:
+    """A field's index type and parameters as the manifest records them (flat when it records none)."""
+    return manifest.get("index_types", {}).get(field, {"type": ann.FLAT})
+
+
+def float16_vectors_file(index_file: str) -> str:
+    """The float16 vectors file beside a field's index file: ``questions.faiss`` -> ``questions.f16.npy``."""
+    return index_file.removesuffix(".faiss") + ann.FLOAT16_SUFFIX
+
+
+def _float16_vectors(path: Path, index_file: str, info: dict) -> np.ndarray | None:
+    if info["type"] not in (ann.IVF_SQ8, ann.RANK_ONLY):
+        return None
+    return ann.load_float16(path / float16_vectors_file(index_file))
 
 
 def model_ref_from_manifest(root: Path, manifest: dict) -> ModelRef:
@@ -290,14 +333,3 @@ def read_manifest(path: Path) -> dict:
             f"{file}: format_version {manifest['format_version']!r}, this clipsearch reads {FORMAT_VERSION}"
         )
     return manifest
-
-
-def _read_clips(file: Path) -> list[Clip]:
-    clips = []
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                clips.append(Clip(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise IndexCorrupt(f"{file}:{number}: not a clip record ({exc})") from None
-    return clips

@@ -61,7 +61,8 @@ class BM25Index:
     def load(cls, directory: Path, size: int) -> BM25Index:
         import bm25s
 
-        return cls(bm25s.BM25.load(str(directory)), size)
+        # Memory-mapped: at a million clips the postings are hundreds of MB, of which a query reads its terms'.
+        return cls(bm25s.BM25.load(str(directory), mmap=True), size)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of each clip row (0 where no query term occurs)."""

@@ -124,9 +124,7 @@ class Searcher:
         self.encoder = encoder
         self.fusion = index.fusion
         self.calibration = index.calibration
-        self._filter_values = {
-            name: np.array([getattr(c, name) or "" for c in index.clips], dtype=object) for name in FILTER_FIELDS
-        }
+        self._columns = index.clips.columns
 
     @classmethod
     def open(
@@ -198,7 +196,7 @@ class Searcher:
         if group_by is not None and group_by not in GROUP_BY:
             raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
         rows = self._rows_matching(filters)
-        if k <= 0 or (rows is not None and len(rows) == 0) or not self.index.clips:
+        if k <= 0 or (rows is not None and len(rows) == 0) or not len(self.index.clips):
             return Answer(query, False, [])
         candidates, components = self.components(query, vector, max(k * 4, 50), rows)
         fused = self.fusion.score_many(components)
@@ -249,19 +247,24 @@ class Searcher:
 
     def _overlapped_by(self, row: int, candidates: np.ndarray, kept: list) -> tuple | None:
         """The kept result of the same video whose time range overlaps clip ``row``'s, if any."""
-        clip = self.index.clips[row]
-        if not clip.video_id:
+        columns = self._columns
+        video = columns.video_id.codes[row]
+        if not columns.video_id.values[video]:
             return None
         for entry in kept:
-            other = self.index.clips[int(candidates[entry[0]])]
-            if other.video_id == clip.video_id and clip.start < other.end and other.start < clip.end:
+            other = int(candidates[entry[0]])
+            if (columns.video_id.codes[other] == video and columns.start[row] < columns.end[other]
+                    and columns.start[other] < columns.end[row]):
                 return entry
         return None
 
     def _same_video(self, row: int, candidates: np.ndarray, kept: list) -> bool:
         """Whether a kept result is a clip of clip ``row``'s video (never for clips without a video id)."""
-        video = self.index.clips[row].video_id
-        return bool(video) and any(self.index.clips[int(candidates[entry[0]])].video_id == video for entry in kept)
+        codes = self._columns.video_id.codes
+        video = codes[row]
+        return bool(self._columns.video_id.values[video]) and any(
+            codes[int(candidates[entry[0]])] == video for entry in kept
+        )
 
     def _rows_matching(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
         if not filters:
@@ -272,7 +275,7 @@ class Searcher:
             if name not in FILTER_FIELDS:
                 raise ValueError(f"unknown filter {name!r}; filters are: {', '.join(FILTER_FIELDS)}")
             if values:
-                mask &= np.isin(self._filter_values[name], list(values))
+                mask &= getattr(self._columns, name).rows_equal_to_any(values)
                 active = True
         return np.flatnonzero(mask) if active else None
 
@@ -282,6 +285,8 @@ class Searcher:
         for name in VECTOR_FIELDS:
             found.append(self.index.search(name, vector, fetch, rows)[1][0])
         for kind, spans in self.index.spans.items():
+            if not self.index.searchable(kind):
+                continue  # rank_only: its vectors rank the candidates below, they do not find any
             positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
             ids = self.index.search(kind, vector, fetch * 2, positions)[1][0]
             found.append(spans.spans[ids[ids >= 0], 0])

@@ -46,10 +46,22 @@ class Settings(BaseSettings):
         "fallback always encodes on one thread per request).",
     )
     flat_max_vectors: int = Field(
-        20_000,
+        5_000,
         ge=0,
         description="At build: a field (question, answer, sentence or passage vectors) with more vectors than this "
         "gets an HNSW index instead of exact flat search.",
+    )
+    float_max_vectors: int = Field(
+        50_000,
+        ge=0,
+        description="At build: a field with more vectors than this gets an IVF index over 8-bit codes, its float "
+        "vectors kept as float16 on disk (memory-mapped) to re-rank what the codes find exactly.",
+    )
+    span_search_max_vectors: int = Field(
+        2_000_000,
+        ge=0,
+        description="At build: sentence and passage fields with more vectors than this get no index: their vectors "
+        "(float16, memory-mapped) rank the candidate clips the question and answer vectors and BM25 find.",
     )
     keep_versions: int = Field(3, ge=1, description="Index versions kept after a build, for rollback.")
     host: str = Field("127.0.0.1", description="Address the HTTP service binds.")
