@@ -1,4 +1,4 @@
-"""Index type by size: flat, HNSW, HNSW over 8-bit codes, rank-only; recorded, persisted, filtered."""
+"""Index type by size: flat, HNSW, IVF over 8-bit codes, rank-only; recorded, persisted, filtered."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_8_bit_codes_find_candidates_and_float16_vectors_rank_them_exactly(tmp_p
 
     assert info == {"type": "ivf_sq8", "nlist": ann.ivf_lists(3000), **ann.IVF_SQ8_PARAMS}
     assert isinstance(faiss.downcast_index(compact.index), faiss.IndexIVFScalarQuantizer)
-    assert isinstance(stored, np.memmap) and stored.dtype == np.float16
+    assert isinstance(stored.base, np.memmap) and stored.dtype == np.float16 and not stored.flags.writeable
     assert np.abs(stored - vectors).max() < 1e-3
     exact_scores, exact = ann.search(flat, flat_info, queries, 10)
     _, found = ann.search(compact, {**info, "nprobe": info["nlist"]}, queries, 40)  # every list: only codes err
@@ -67,6 +67,24 @@ def test_8_bit_codes_find_candidates_and_float16_vectors_rank_them_exactly(tmp_p
     assert np.allclose(scores[hits], exact_scores[hits], atol=2e-3)  # float16 vectors, exact products
     _, probed = ann.search(compact, info, queries, 40)  # nprobe of the lists: random vectors are the worst case
     assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(probed, exact)]) >= 0.5
+
+
+def test_a_build_with_probe_queries_records_the_smallest_nprobe_that_reaches_the_recall_target():
+    vectors, probes = unit_vectors(3000), unit_vectors(64, seed=4)
+    _, flat_info = ann.build(vectors, None, "flat")
+    index, info = ann.build(vectors, None, "ivf_sq8", probes)
+    _, exact = ann.exact_scan(probes, 10, vectors)
+
+    def recall(nprobe):
+        _, found = ann.search(index, {**info, "nprobe": nprobe}, probes, 40)
+        _, ranked = ann.rerank(probes, found, lambda rows: vectors[rows], 10)
+        return np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ranked, exact)])
+
+    steps = [n for n in ann.NPROBE_STEPS if n < info["nlist"]] + [info["nlist"]]
+    assert info["nprobe"] in steps and info["probe_recall@10"] == pytest.approx(recall(info["nprobe"]), abs=1e-4)
+    assert info["probe_recall@10"] >= ann.RECALL_TARGET
+    smaller = [n for n in steps if n < info["nprobe"]]
+    assert all(recall(n) < ann.RECALL_TARGET for n in smaller)  # the smallest that reaches it
 
 
 def test_a_float16_matrix_converts_to_the_same_float32_values_however_large():
@@ -164,7 +182,7 @@ def test_large_fields_keep_8_bit_codes_in_the_index_and_float16_vectors_on_disk(
     files = set(compact.manifest["files"])
     assert {"questions.f16.npy", "answers.f16.npy", "sentences.f16.npy", "passages.f16.npy"} <= files
     assert "sentences.faiss" not in files and "passages.faiss" in files
-    assert isinstance(compact.vectors["answer"].matrix, np.memmap)
+    assert isinstance(compact.vectors["answer"].matrix.base, np.memmap)
     assert not compact.searchable("sentence") and compact.searchable("passage")
 
 

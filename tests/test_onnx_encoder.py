@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -76,6 +77,27 @@ def test_an_export_that_does_not_verify_is_refused_and_queries_stay_on_torch(
     assert record["verified"] is False and record["threshold"] == 1.5
     assert not graph.exists()
     assert "refused" in caplog.text and "queries use torch" in caplog.text
+
+
+def test_a_refused_int8_export_gives_way_to_the_fp32_one(tmp_path, encoder, monkeypatch, caplog):
+    monkeypatch.setitem(onnx_encoder.MIN_COSINE, "int8", 1.5)  # no int8 export can reach it
+
+    with caplog.at_level(logging.WARNING, logger="clipsearch.onnx"):
+        chosen = load_query_encoder(encoder.ref, tmp_path, precision="int8")
+
+    assert isinstance(chosen, onnx_encoder.OnnxEncoder) and chosen.record["precision"] == "fp32"
+    assert onnx_encoder.read_record(onnx_paths(tmp_path, encoder.fingerprint, "int8")[1])["verified"] is False
+    assert "int8 export" in caplog.text and "queries use the fp32 export" in caplog.text
+
+
+def test_an_export_of_another_recipe_is_made_again(tmp_path, encoder):
+    graph, record_path = onnx_paths(tmp_path, encoder.fingerprint, "fp32")
+    record = onnx_encoder.export_onnx(encoder, tmp_path)
+    assert record["recipe"] == onnx_encoder.RECIPES["fp32"]
+    record_path.write_text(json.dumps({**record, "recipe": "an older one"}), encoding="utf-8")
+
+    assert onnx_encoder.read_record(record_path) is None
+    assert onnx_encoder.export_onnx(encoder, tmp_path)["recipe"] == onnx_encoder.RECIPES["fp32"]
 
 
 def test_the_torch_backend_is_the_sentence_transformers_encoder(example_index, encoder):

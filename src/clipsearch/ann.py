@@ -10,7 +10,7 @@ manifest (``index_types``) and saved with the version, so nothing is rebuilt at 
   of ``scripts/bench_perf.py`` (62k sentence vectors) efSearch 64 / 128 / 256 gave recall@10 0.88 / 0.93 / 0.988
   against exact search at 0.4 / 0.6 / 1.0 ms a query (issue 7).
 - ``ivf_sq8``: above that, ``IndexIVFScalarQuantizer``: 8-bit codes (384 bytes a vector instead of 1,536) in
-  ``nlist`` = 4·√n inverted lists, ``nprobe`` 16 of them scanned a query; the float vectors are kept as float16 in
+  ``nlist`` = 4·√n inverted lists, ``nprobe`` of them scanned a query (chosen at build time, see :func:`build`); the float vectors are kept as float16 in
   a ``.f16.npy`` file beside the index, memory-mapped, and read only to re-rank the ``rerank`` × k best codes
   exactly. On the 100k-clip synthetic corpus (near-duplicate clusters, see ``scripts/bench_perf.py``) it gave
   recall@10 0.991 for 100k questions in 0.22 ms and 0.998 for 618k sentences in 0.68 ms, where HNSW (float32,
@@ -44,7 +44,7 @@ FLOAT_MAX_VECTORS = 50_000
 SPAN_SEARCH_MAX_VECTORS = 2_000_000
 HNSW_PARAMS = {"M": 32, "efConstruction": 40, "efSearch": 256}
 #: ``nprobe``: inverted lists scanned a query; ``rerank``: how many times k codes are re-ranked exactly.
-IVF_SQ8_PARAMS = {"nprobe": 16, "rerank": 4}
+IVF_SQ8_PARAMS = {"nprobe": 32, "rerank": 4}
 #: Training points per inverted list (k-means), at most.
 TRAIN_PER_LIST = 50
 #: The suffix of a field's float16 vectors (``ivf_sq8`` and ``rank_only`` fields): ``questions.f16.npy``.
@@ -74,12 +74,16 @@ class Limits:
 EXACT_FILTERED_MAX = 10_000
 
 
-def build(matrix: np.ndarray, ids: np.ndarray | None, kind: str) -> tuple[faiss.Index | None, dict]:
+def build(
+    matrix: np.ndarray, ids: np.ndarray | None, kind: str, probes: np.ndarray | None = None
+) -> tuple[faiss.Index | None, dict]:
     """An inner-product index of ``matrix`` (rows L2-normalised) of type ``kind``, and its description for the
     manifest. With ``ids`` it is wrapped in an ID map (FAISS ids = ``ids``), else ids are row positions.
 
     ``ivf_sq8`` holds only 8-bit codes and ``rank_only`` is no index (None): the caller keeps their float vectors
-    (:func:`save_float16`).
+    (:func:`save_float16`). With ``probes`` (query-like vectors, e.g. a sample of the questions) an ``ivf_sq8``
+    index gets the smallest ``nprobe`` of ``NPROBE_STEPS`` whose recall@10 against an exact scan reaches
+    ``RECALL_TARGET`` on them, recorded with that recall.
     """
     dim = matrix.shape[1]
     if kind == RANK_ONLY:
@@ -110,7 +114,29 @@ def build(matrix: np.ndarray, ids: np.ndarray | None, kind: str) -> tuple[faiss.
             index.add(part)
         else:
             index.add_with_ids(part, np.ascontiguousarray(ids[start : start + ADD_CHUNK], dtype=np.int64))
+    if kind == IVF_SQ8 and probes is not None and len(probes) and len(matrix):
+        params = {**params, **_calibrated_nprobe(inner, matrix, _float32(probes), params)}
     return index, {"type": kind, **params}
+
+
+#: The nprobe values a build tries, smallest first, and the recall@10 it asks of them.
+NPROBE_STEPS = (16, 32, 64, 128, 256, 512)
+RECALL_TARGET = 0.98
+
+
+def _calibrated_nprobe(index: faiss.Index, matrix: np.ndarray, probes: np.ndarray, params: dict) -> dict:
+    """The smallest nprobe whose re-ranked top 10 of ``probes`` reaches RECALL_TARGET against an exact scan (the
+    largest tried when none does), and that recall."""
+    k = min(10, len(matrix))
+    _, exact = exact_scan(probes, k, matrix)
+    steps = [n for n in NPROBE_STEPS if n < params["nlist"]] + [params["nlist"]]
+    for nprobe in steps:
+        _, found = search(index, {"type": IVF_SQ8, **params, "nprobe": nprobe}, probes, k * params["rerank"])
+        _, ranked = rerank(probes, found, lambda rows: matrix[rows], k)
+        recall = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(ranked, exact)]))
+        if recall >= RECALL_TARGET:
+            break
+    return {"nprobe": nprobe, "probe_recall@10": round(recall, 4)}
 
 
 def ivf_lists(count: int) -> int:
@@ -147,7 +173,13 @@ def save_float16(path: Path, matrix: np.ndarray) -> None:
 
 def load_float16(path: Path) -> np.ndarray:
     """A field's float16 vectors, memory-mapped read-only: pages are read when a search touches them."""
-    return np.load(path, mmap_mode="r")
+    return mapped(path)
+
+
+def mapped(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only, as a plain ndarray over the mapping: indexing a ``np.memmap``
+    wraps every result in a memmap again, 1 ms a search at 100k clips (issue 7)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def stored_vectors(index: faiss.Index) -> np.ndarray:

@@ -263,6 +263,17 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
     return relative, "index"
 
 
+#: Question vectors an IVF field's nprobe is calibrated on (see :func:`clipsearch.ann.build`).
+PROBES = 256
+
+
+def _probe_queries(vectors: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Up to PROBES evenly spaced question vectors (answer vectors in an index without questions): the queries an
+    IVF field's nprobe is chosen on. Questions are what users ask, in the index's own words."""
+    matrix = vectors["question"][0] if len(vectors["question"][0]) else vectors["answer"][0]
+    return np.asarray(matrix[:: max(1, len(matrix) // PROBES)][:PROBES], dtype=np.float32)
+
+
 def _write_version(
     out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
     limits: ann.Limits,
@@ -278,10 +289,12 @@ def _write_version(
             for clip in clips:
                 handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
         counts, types = {}, {}
+        probes = _probe_queries(vectors)
         for kind, (matrix, table) in vectors.items():
             span = kind in SPAN_FILES
             index_name = SPAN_FILES[kind][0] if span else VECTOR_FILES[kind]
-            index, types[kind] = ann.build(matrix, None if span else table[:, 0], limits.type_for(len(matrix), span=span))
+            kind_type = limits.type_for(len(matrix), span=span)
+            index, types[kind] = ann.build(matrix, None if span else table[:, 0], kind_type, probes)
             if index is not None:
                 faiss.write_index(index, str(temp / index_name))
             if types[kind]["type"] in (ann.IVF_SQ8, ann.RANK_ONLY):

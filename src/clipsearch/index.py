@@ -238,7 +238,7 @@ class ClipIndex:
             matrix = _float16_vectors(path, index_name, info)
             index = None if info["type"] == ann.RANK_ONLY else faiss.read_index(str(path / index_name))
             count, dim = (index.ntotal, index.d) if index is not None else matrix.shape
-            table = np.load(path / spans_name, mmap_mode="r")
+            table = ann.mapped(path / spans_name)
             expected = manifest["vectors_by_field"][kind]
             if dim != manifest["dim"] or count != expected or len(table) != expected:
                 raise IndexCorrupt(
