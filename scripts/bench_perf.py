@@ -11,7 +11,7 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
 - at each ``--sizes`` clip count, a synthetic corpus (see ``scale_corpus``): recall@10/@100 of each HNSW field
   against exact search, index RAM, then ``clipsearch serve`` under a load client in this process:
   ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's and the server's CPU, the server's
-  peak RSS; a rebuild with 1 % changed at the smallest size;
+  peak RSS and, at the end, its anonymous and file-backed (memory-mapped, reclaimable) pages;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load.
 
 Scale corpora: the first 408 clips are the real ones with their real vectors. Each further clip takes a real
@@ -185,7 +185,7 @@ def encoder_latency(encoder: Encoder, questions: list[str], work: Path) -> dict:
     for precision in ("fp32", "int8"):
         for threads in (1, 2):
             onnx = load_query_encoder(encoder.ref, work / "cache", precision=precision, threads=threads)
-            if getattr(onnx, "backend", "torch") != "onnx":
+            if getattr(onnx, "precision", None) != precision:  # refused: torch, or fp32 in place of int8
                 found[f"onnx_{precision}"] = "refused: " + json.dumps(_record(work / "cache", precision))
                 break
             for question in questions[:20]:
@@ -263,19 +263,28 @@ def write_changed(clips: list[Clip], path: Path, fraction: float) -> int:
 
 
 def agreement(index_dir: Path, encoder: Encoder) -> dict:
-    """Share of the dev questions whose top-10 clip ids with the ONNX encoder equal torch's."""
+    """Share of the dev questions whose top-10 clip ids with the ONNX encoder equal torch's: the shipped fp32
+    export (``share``), and the int8 one (``int8``) when it verifies on this machine."""
     import torch
 
     torch.set_num_threads(1)  # as the service runs it; the vectors do not depend on it
+    queries = [q.query for q in read_queries([TUTORIALVQA / "queries-dev.jsonl"])]
     onnx = Searcher.open(index_dir)
     torch_searcher = Searcher(onnx.index, encoder)
-    queries = [q.query for q in read_queries([TUTORIALVQA / "queries-dev.jsonl"])]
-    same = sum(
-        [h.clip.id for h in onnx.search(q).results] == [h.clip.id for h in torch_searcher.search(q).results]
-        for q in queries
-    )
-    return {"encoder": type(onnx.encoder).__name__, "queries": len(queries), "same_top10": same,
-            "share": same / len(queries)}
+    reference = [[h.clip.id for h in torch_searcher.search(q).results] for q in queries]
+
+    def same_as_torch(searcher: Searcher) -> dict:
+        same = sum([h.clip.id for h in searcher.search(q).results] == ids for q, ids in zip(queries, reference))
+        return {"encoder": type(searcher.encoder).__name__, "precision": getattr(searcher.encoder, "precision", None),
+                "queries": len(queries), "same_top10": same, "share": same / len(queries)}
+
+    found = same_as_torch(onnx)
+    int8 = Searcher(onnx.index, load_query_encoder(encoder.ref, index_dir / "cache", precision="int8"))
+    if getattr(int8.encoder, "precision", None) == "int8":
+        found["int8"] = same_as_torch(int8)
+    else:
+        found["int8"] = "refused: " + json.dumps(_record(index_dir / "cache", "int8"))
+    return found
 
 
 # --- scale ----------------------------------------------------------------------------------------------------
@@ -435,7 +444,7 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
     row.update(json.loads((out / "timings.json").read_text()))
     row["recall"] = ann_recall(out, pool[:200], encoder)
-    row["index_ram_mb"] = index_ram_mb(out)
+    row.update(index_ram(out))
     row["http"] = http_load(out, tvqa / "cache", pool, args)
     if size == min(int(s) for s in args.sizes.split(",")):
         # The encoder_threads default (2) against 1 thread per encoding: 1-client latency, N-client throughput.
@@ -482,17 +491,28 @@ def ann_recall(index_dir: Path, questions: list[str], encoder: Encoder) -> dict:
     return recall
 
 
-def index_ram_mb(index_dir: Path) -> float:
-    """RSS of a fresh process after ClipIndex.open minus before."""
+def index_ram(index_dir: Path) -> dict:
+    """RSS of a fresh process after ClipIndex.open minus before, in MB: in all (``index_ram_mb``, the figure of the
+    target), anonymous memory, and pages of memory-mapped files (clean, shared with the page cache, reclaimable)."""
     code = (
-        "import resource, sys\n"
+        "import json, sys\n"
         "from clipsearch.index import ClipIndex\n"
         "def rss():\n"
-        "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
-        "before = rss(); index = ClipIndex.open(sys.argv[1]); print(rss() - before)\n"
+        "    fields = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "    return {k: int(fields[k].split()[0]) / 1024 for k in ('VmRSS', 'RssAnon', 'RssFile')}\n"
+        "before = rss(); index = ClipIndex.open(sys.argv[1]); after = rss()\n"
+        "print(json.dumps({k: after[k] - before[k] for k in after}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code, str(index_dir)], check=True, capture_output=True, text=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    delta = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"index_ram_mb": delta["VmRSS"], "index_ram_anon_mb": delta["RssAnon"],
+            "index_ram_file_mb": delta["RssFile"]}
+
+
+def proc_rss_mb(pid: int) -> dict:
+    """A process's peak RSS and its RSS now, split into anonymous and file-backed pages, in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS", "RssAnon", "RssFile")}
 
 
 # --- HTTP load ------------------------------------------------------------------------------------------------
@@ -507,13 +527,6 @@ def free_port() -> int:
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def load(url: str, path: str, param: str, questions: list[str], clients: int, pid: int, extra: dict) -> dict:
@@ -584,8 +597,9 @@ def http_load(index_dir: Path, cache_dir: Path, pool: list[str], args, extra: li
             n = args.questions
             one = load(url, "/search", "q", pool[:n], 1, process.pid, {"k": 10})
             many = load(url, "/search", "q", pool[n : n + 2 * n], args.clients, process.pid, {"k": 10})
+            rss = proc_rss_mb(process.pid)
             return {"query_encoder": encoder, "serve_args": list(extra), "one_client": one, "clients": many,
-                    "server_peak_rss_mb": proc_hwm_mb(process.pid)}
+                    "server_peak_rss_mb": rss["VmHWM"], "server_rss_after_mb": rss}
         finally:
             process.terminate()
             process.wait(30)
@@ -682,13 +696,16 @@ def target(name: str, value: float, goal: str) -> dict:
 
 def http_row(row: dict, http: dict) -> str:
     one, many = http["one_client"], http["clients"]
+    after = http.get("server_rss_after_mb", {})
     encoder = " ".join([str(http["query_encoder"]), *http.get("serve_args", [])])
     return (
         f"| {row['clips']} | {encoder} | {one['p50']:.1f} / {one['p95']:.1f} / {one['p99']:.1f} | "
         f"{one['req_per_s']:.1f} | {many['p50']:.1f} / {many['p99']:.1f} ({many['clients']}) | "
         f"{many['req_per_s']:.1f} | {one['server_cpu_s'] + many['server_cpu_s']:.1f} | "
-        f"{one['client_cpu_s'] + many['client_cpu_s']:.1f} | {row['index_ram_mb']:.0f} | "
-        f"{http['server_peak_rss_mb']:.0f} |"
+        f"{one['client_cpu_s'] + many['client_cpu_s']:.1f} | {row['index_ram_mb']:.0f} "
+        f"({row.get('index_ram_anon_mb', float('nan')):.0f} / {row.get('index_ram_file_mb', float('nan')):.0f}) | "
+        f"{http['server_peak_rss_mb']:.0f} ({after.get('RssAnon', float('nan')):.0f} / "
+        f"{after.get('RssFile', float('nan')):.0f}) |"
     )
 
 
@@ -714,7 +731,8 @@ def markdown(result: dict) -> str:
               "## Builds (408 TutorialVQA clips)", "", "```", json.dumps(result.get("tutorialvqa"), indent=1), "```", "",
               "## ONNX vs torch", "", "```", json.dumps(result.get("agreement")), "```", "", "## Scale", ""]
     lines += ["| clips | encoder | 1 client p50 / p95 / p99 ms | 1 client req/s | "
-              "N clients p50 / p99 ms | N clients req/s | server CPU s | client CPU s | index RAM MB | peak RSS MB |",
+              "N clients p50 / p99 ms | N clients req/s | server CPU s | client CPU s | index RAM MB (anon / file) | "
+              "server peak RSS MB (at the end: anon / file) |",
               "|---:|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for row in result.get("scale", []):
         if "skipped" in row or "error" in row:

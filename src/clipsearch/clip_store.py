@@ -77,24 +77,28 @@ class ClipStore(Sequence[Clip]):
         Raises:
             IndexCorrupt: a line is not a clip record (the message names the file and line).
         """
-        with open(file, "rb") as handle:
-            size = handle.seek(0, 2)
-            data: mmap.mmap | bytes = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) if size else np.zeros(0, int)
-        ends = newlines.astype(np.int64)
-        if size and (not len(ends) or ends[-1] != size - 1):  # a last line without its newline
-            ends = np.append(ends, size)
-        starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
-        start, end = np.zeros(len(starts)), np.zeros(len(starts))
+        # One buffered pass for the offsets and columns; the mapping is only for the clips a search returns (a pass
+        # through the mapping would leave every page of the file mapped: at a million clips, 1 GB more RSS).
+        offsets = [0]
+        start_at, end_at = [], []
         strings: dict[str, list[str]] = {name: [] for name in CODED_FIELDS}
-        for row, (first, last) in enumerate(zip(starts.tolist(), ends.tolist())):
-            try:
-                record = json.loads(data[first:last])
-                start[row], end[row] = record["start"], record["end"]
-                for name in CODED_FIELDS:
-                    strings[name].append(record.get(name) or "")
-            except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as exc:
-                raise IndexCorrupt(f"{file}:{row + 1}: not a clip record ({exc!r})") from None
+        with open(file, "rb") as handle:
+            for row, line in enumerate(handle):
+                offsets.append(offsets[-1] + len(line))
+                try:
+                    record = json.loads(line)
+                    start_at.append(float(record["start"]))
+                    end_at.append(float(record["end"]))
+                    for name in CODED_FIELDS:
+                        strings[name].append(record.get(name) or "")
+                except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, KeyError,
+                        AttributeError) as exc:
+                    raise IndexCorrupt(f"{file}:{row + 1}: not a clip record ({exc!r})") from None
+            size = handle.tell()
+            data: mmap.mmap | bytes = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        starts = np.array(offsets[:-1], dtype=np.int64)
+        ends = np.array(offsets[1:], dtype=np.int64)  # each line's end, its newline included (json ignores it)
+        start, end = np.array(start_at, dtype=np.float64), np.array(end_at, dtype=np.float64)
         columns = Columns(start, end, **{name: Coded.of(strings[name]) for name in CODED_FIELDS})
         return cls(file, data, starts, ends, columns)
 
