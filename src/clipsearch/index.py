@@ -4,7 +4,8 @@ Layout of an index directory ``DIR`` (documented in ``index/README.md``)::
 
     DIR/current                 symlink -> versions/<id>; switched atomically (os.replace) after a build verifies
     DIR/versions/<id>/          manifest.json, clips.jsonl, questions.faiss, answers.faiss,
-                                sentences.faiss + sentences.npy, passages.faiss + passages.npy, bm25/
+                                sentences.faiss + sentences.npy, passages.faiss + passages.npy, bm25/,
+                                and <field>.f16.npy for ivf_sq8 and rank_only fields (no .faiss for rank_only)
     DIR/models/<fingerprint>/   a local model copied in, so the index stays valid when moved
     DIR/cache/                  embedding cache shared by the versions (overridable)
 
