@@ -1,4 +1,4 @@
-"""Vector indexes by size: exact flat, HNSW, HNSW over 8-bit codes, or no index at all.
+"""Vector indexes by size: exact flat, HNSW, IVF over 8-bit codes, or no index at all.
 
 Each field (question, answer, sentence or passage vectors) gets a type by its vector count, recorded in the
 manifest (``index_types``) and saved with the version, so nothing is rebuilt at start-up:
@@ -10,9 +10,9 @@ manifest (``index_types``) and saved with the version, so nothing is rebuilt at 
   of ``scripts/bench_perf.py`` (62k sentence vectors) efSearch 64 / 128 / 256 gave recall@10 0.88 / 0.93 / 0.988
   against exact search at 0.4 / 0.6 / 1.0 ms a query (issue 7).
 - ``ivf_sq8``: above that, ``IndexIVFScalarQuantizer``: 8-bit codes (384 bytes a vector instead of 1,536) in
-  ``nlist`` = 4·√n inverted lists, ``nprobe`` of them scanned a query (chosen at build time, see :func:`build`); the float vectors are kept as float16 in
-  a ``.f16.npy`` file beside the index, memory-mapped, and read only to re-rank the ``rerank`` × k best codes
-  exactly. On the 100k-clip synthetic corpus (near-duplicate clusters, see ``scripts/bench_perf.py``) it gave
+  ``nlist`` = 4·√n inverted lists, ``nprobe`` of them scanned a query (chosen at build time, see :func:`build`);
+  the float vectors are kept as float16 in a ``.f16.npy`` file beside the index, memory-mapped, and read only to
+  re-rank the ``rerank`` × k best codes exactly. On the 100k-clip synthetic corpus (near-duplicate clusters, see ``scripts/bench_perf.py``) it gave
   recall@10 0.991 for 100k questions in 0.22 ms and 0.998 for 618k sentences in 0.68 ms, where HNSW (float32,
   efSearch 256) gave 0.923 and, over 8-bit codes, 0.787 (issue 7).
 - ``rank_only``: sentence and passage fields above ``span_search_max_vectors`` (2,000,000) get no index: their
@@ -102,20 +102,20 @@ def build(
         inner.nprobe = min(IVF_SQ8_PARAMS["nprobe"], nlist)
         params = {"nlist": nlist, **IVF_SQ8_PARAMS}
         # k-means of the lists and the 8-bit ranges, on up to TRAIN_PER_LIST evenly spaced vectors per list
-        inner.train(_float32(matrix[:: max(1, len(matrix) // (nlist * TRAIN_PER_LIST))]))
+        inner.train(as_float32(matrix[:: max(1, len(matrix) // (nlist * TRAIN_PER_LIST))]))
     else:
         raise ValueError(f"unknown index type {kind!r}; types are: {', '.join(TYPES)}")
     # IDMap2 can give a vector back by id (flat and HNSW-flat vectors are read through it); 8-bit codes are not
     # read back (their float16 file is), and IDMap spares them IDMap2's reverse table (about 50 bytes an id).
     index = inner if ids is None else (faiss.IndexIDMap(inner) if kind == IVF_SQ8 else faiss.IndexIDMap2(inner))
     for start in range(0, len(matrix), ADD_CHUNK):
-        part = _float32(matrix[start : start + ADD_CHUNK])
+        part = as_float32(matrix[start : start + ADD_CHUNK])
         if ids is None:
             index.add(part)
         else:
             index.add_with_ids(part, np.ascontiguousarray(ids[start : start + ADD_CHUNK], dtype=np.int64))
     if kind == IVF_SQ8 and probes is not None and len(probes) and len(matrix):
-        params = {**params, **_calibrated_nprobe(inner, matrix, _float32(probes), params)}
+        params = {**params, **_calibrated_nprobe(inner, matrix, as_float32(probes), params)}
     return index, {"type": kind, **params}
 
 
@@ -148,15 +148,12 @@ def ivf_lists(count: int) -> int:
 ADD_CHUNK = 100_000
 
 
-def _float32(matrix: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(matrix, dtype=np.float32)
-
-
 def as_float32(vectors: np.ndarray) -> np.ndarray:
-    """``vectors`` as float32. numpy converts float16 one value at a time (1.8 ms for 2,500 vectors of 384);
-    torch's conversion is vectorised (0.3 ms), and torch is loaded with the encoder anyway."""
+    """``vectors`` as C-contiguous float32 (as FAISS takes them). numpy converts float16 one value at a time (1.8 ms
+    for 2,500 vectors of 384); torch's conversion is vectorised (0.3 ms), and torch is loaded with the encoder
+    anyway."""
     if vectors.dtype != np.float16 or vectors.size < 4096:
-        return np.asarray(vectors, dtype=np.float32)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
     import torch
 
     return torch.from_numpy(np.require(vectors, requirements=("C", "W"))).float().numpy()
@@ -229,7 +226,7 @@ def exact_scan(queries: np.ndarray, k: int, vectors: np.ndarray) -> tuple[np.nda
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_ids = np.zeros((len(queries), 0), dtype=np.int64)
     for start in range(0, len(vectors), ADD_CHUNK):
-        part = _float32(vectors[start : start + ADD_CHUNK])
+        part = as_float32(vectors[start : start + ADD_CHUNK])
         scores, found = _exact(queries, k, np.arange(start, start + len(part)), part)
         best_scores = np.concatenate([best_scores, scores], axis=1)
         best_ids = np.concatenate([best_ids, found], axis=1)
