@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from clipsearch.build import _build_lock, build_index
@@ -149,3 +150,37 @@ def test_opening_a_missing_index_says_so(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexNotFound, match="current is missing"):
         ClipIndex.open(tmp_path / "empty")
+
+
+def test_clips_embedded_by_onnx_are_the_clips_torch_embeds(tmp_path, encoder):
+    corpus = write_jsonl(tmp_path / "garden.jsonl", GARDEN)
+
+    onnx = build_index([corpus], tmp_path / "onnx", corpus_encoder="onnx").index
+    torch = build_index([corpus], tmp_path / "torch", corpus_encoder="torch").index
+
+    for name in ("question", "answer"):
+        rows = [row for row, clip in enumerate(onnx.clips) if name == "answer" or clip.question]
+        cosines = np.sum(onnx.vectors[name].vectors_of(rows) * torch.vectors[name].vectors_of(rows), axis=1)
+        assert len(rows) and cosines.min() >= 0.999, name
+    with pytest.raises(ValueError, match="corpus_encoder"):
+        build_index([corpus], tmp_path / "other", corpus_encoder="tensorflow")
+
+
+def test_a_rebuild_from_cached_embeddings_never_loads_torch(garden):
+    """A rebuild whose texts are all in the cache (and its ONNX export too) starts without sentence-transformers
+    or torch: the fixed cost of a small rebuild is then a fraction of a second, not a model load."""
+    import subprocess
+    import sys
+
+    out, corpus = garden
+    changed = write_jsonl(corpus.parent / "changed.jsonl", [*GARDEN[:2], {**GARDEN[2], "source": "Soil Hour"}])
+    script = (
+        "import sys; from clipsearch.build import build_index; "
+        f"result = build_index([{str(changed)!r}], {str(out)!r}); "
+        "print(result.encoded, result.cached, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    assert done.stdout.split() == ["0", "5", "False", "False"]
+    assert ClipIndex.open(out).clips[2].source == "Soil Hour"

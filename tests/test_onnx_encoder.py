@@ -104,3 +104,33 @@ def test_the_torch_backend_is_the_sentence_transformers_encoder(example_index, e
     assert load_query_encoder(encoder.ref, example_index / "cache", backend="torch") is encoder
     with pytest.raises(ValueError):
         load_query_encoder(encoder.ref, example_index / "cache", precision="fp8")
+
+
+def test_the_tokenizers_tokenizer_gives_the_inputs_transformers_gives(encoder):
+    from transformers import AutoTokenizer
+
+    tokenize = onnx_encoder.tokenizer_of(encoder.ref.path, 256)
+    reference = AutoTokenizer.from_pretrained(str(encoder.ref.path), use_fast=True)
+    texts = [t.strip() for t in onnx_encoder.PROBES + QUESTIONS[:10]]
+
+    for batch in (texts[:1], texts[:5], texts):
+        ours = tokenize(batch)
+        theirs = reference(batch, padding=True, truncation="longest_first", max_length=256, return_tensors="np")
+        assert set(ours) == {"input_ids", "attention_mask", "token_type_ids"}
+        for name, values in ours.items():
+            assert values.dtype == np.int64 and np.array_equal(values, theirs[name]), name
+    assert tokenize([" ".join(["word"] * 600)])["input_ids"].shape == (1, 256)
+
+
+def test_a_model_without_tokenizer_json_is_tokenized_by_transformers(tmp_path, encoder):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(encoder.ref.path, model)
+    (model / "tokenizer.json").unlink()  # a slow-tokenizer-only model: vocab.txt and its config
+
+    tokenize = onnx_encoder.tokenizer_of(model, 256)
+
+    expected = onnx_encoder.tokenizer_of(encoder.ref.path, 256)(QUESTIONS[:4])
+    found = tokenize(QUESTIONS[:4])
+    assert all(np.array_equal(found[name], expected[name]) for name in expected)

@@ -43,6 +43,11 @@ class GroupBy(str, Enum):
     video = "video"
 
 
+class CorpusEncoder(str, Enum):
+    onnx = "onnx"
+    torch = "torch"
+
+
 def fail(exc: ClipsearchError) -> typer.Exit:
     """Print a domain error and exit: 2 for bad input, 1 for everything else."""
     typer.echo(f"error: {exc}", err=True)
@@ -86,6 +91,10 @@ def index_build(
             help=Settings.model_fields["span_search_max_vectors"].description,
         ),
     ] = Settings.model_fields["span_search_max_vectors"].default,
+    corpus_encoder: Annotated[
+        CorpusEncoder,
+        typer.Option(envvar=f"{ENV_PREFIX}CORPUS_ENCODER", help=Settings.model_fields["corpus_encoder"].description),
+    ] = CorpusEncoder(Settings.model_fields["corpus_encoder"].default),
     min_clip_seconds: Annotated[
         float, typer.Option(min=0, help="Transcripts: shortest clip, unless its chapter or transcript is shorter.")
     ] = Segmentation.min_seconds,
@@ -135,6 +144,7 @@ def index_build(
                 sources, out, model=model, cache_dir=cache_dir, keep_versions=keep_versions,
                 flat_max_vectors=flat_max_vectors, float_max_vectors=float_max_vectors,
                 span_search_max_vectors=span_search_max_vectors, segmentation=segmentation,
+                corpus_encoder=corpus_encoder.value,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ClipsearchError as exc:

@@ -85,6 +85,8 @@ class Encoder:
         vectors = encoder.encode(["how do I fix a flat tyre?"])   # (1, 384) float32, unit length
     """
 
+    backend = "torch"
+
     def __init__(self, ref: ModelRef, model, model_fingerprint: str):
         self.ref = ref
         self.model = model

@@ -30,7 +30,8 @@ from clipsearch.encoder import Encoder, ModelRef, fingerprint
 
 log = logging.getLogger("clipsearch.onnx")
 
-EXPORT_FORMAT = 1
+#: 2: verified with the ``tokenizers``-based tokenizer (:func:`tokenizer_of`).
+EXPORT_FORMAT = 2
 PRECISIONS = ("fp32", "int8")
 BACKENDS = ("onnx", "torch")
 #: Least cosine between an exported model's vectors and torch's, over the probe set, for it to be used. Dynamic
@@ -81,7 +82,6 @@ class OnnxEncoder:
 
     def __init__(self, ref: ModelRef, model_fingerprint: str, graph: Path, record: dict, threads: int = 1):
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         self.ref = ref
         self.fingerprint = model_fingerprint
@@ -91,7 +91,7 @@ class OnnxEncoder:
         self.threads = threads
         self._lower = bool(record["do_lower_case"])
         self._max_length = int(record["max_seq_length"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path), use_fast=True)
+        self.tokenize = tokenizer_of(ref.path, self._max_length)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -114,13 +114,58 @@ class OnnxEncoder:
             texts = [t.lower() for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), max(batch_size, 1)):
-            batch = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation="longest_first",
-                max_length=self._max_length, return_tensors="np",
-            )
-            feeds = {name: batch[name].astype(np.int64) for name in self._inputs}
-            out[start : start + batch_size] = self.session.run(None, feeds)[0]
+            batch = self.tokenize(texts[start : start + batch_size])
+            out[start : start + batch_size] = self.session.run(None, {name: batch[name] for name in self._inputs})[0]
         return out
+
+
+def tokenizer_of(model_dir: Path, max_length: int):
+    """A function from texts to the model's int64 inputs (``input_ids``, ``attention_mask``, ``token_type_ids``),
+    padded to the longest and truncated at ``max_length`` as sentence-transformers does.
+
+    It is the model's ``tokenizer.json`` read by the ``tokenizers`` library when the model has one (the fast
+    tokenizer ``transformers`` would wrap, without importing ``transformers`` and torch: 2 s of start-up), else
+    ``transformers.AutoTokenizer``. The export's verification against torch covers either.
+    """
+    config = _json_or_empty(model_dir / "tokenizer_config.json")
+    pad = config.get("pad_token") or _json_or_empty(model_dir / "special_tokens_map.json").get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    right_padded = config.get("padding_side", "right") == "right"
+    if (model_dir / "tokenizer.json").is_file() and isinstance(pad, str) and right_padded:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        pad_id = tokenizer.token_to_id(pad)
+        if pad_id is not None:
+            tokenizer.enable_truncation(max_length)
+            tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+
+            def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
+                encodings = tokenizer.encode_batch(texts)
+                return {
+                    "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                    "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                    "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+                }
+
+            return tokenize
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+
+    def tokenize_auto(texts: list[str]) -> dict[str, np.ndarray]:
+        batch = auto(texts, padding=True, truncation="longest_first", max_length=max_length, return_tensors="np")
+        return {name: np.asarray(values, dtype=np.int64) for name, values in batch.items()}
+
+    return tokenize_auto
+
+
+def _json_or_empty(path: Path) -> dict:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def load_query_encoder(

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     onnx_precision: Literal["fp32", "int8"] = Field(
         "fp32", description="Weights of the ONNX query encoder: fp32, or dynamic int8 (used only if it verifies)."
     )
+    corpus_encoder: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="At build: what embeds the clips: onnx (the model's verified fp32 ONNX export, kept in the cache "
+        "directory; faster than torch in batches) or torch (sentence-transformers). Either gives the same vectors "
+        "(cosine >= 0.999, checked at export).",
+    )
     encoder_threads: int = Field(
         2,
         ge=1,
