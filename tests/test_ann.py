@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from clipsearch import ann
+from clipsearch import ann, build
 from clipsearch.build import build_index
 from clipsearch.index import ClipIndex
 from clipsearch.search import Searcher
@@ -85,6 +85,20 @@ def test_a_build_with_probe_queries_records_the_smallest_nprobe_that_reaches_the
     assert info["probe_recall@10"] >= ann.RECALL_TARGET
     smaller = [n for n in steps if n < info["nprobe"]]
     assert all(recall(n) < ann.RECALL_TARGET for n in smaller)  # the smallest that reaches it
+
+
+def test_no_field_is_calibrated_on_its_own_vectors():
+    """A field's own vectors would each find themselves and call any nprobe good: the question field is probed
+    with answers, the others with questions (with the next field where a corpus has none)."""
+    table = np.zeros((0, 3), dtype=np.int64)
+    vectors = {kind: (unit_vectors(600, seed=seed), table) for seed, kind in enumerate(build.PROBE_SOURCES)}
+
+    for kind, sources in build.PROBE_SOURCES.items():
+        probes = build._probe_queries(vectors, kind)
+        assert np.array_equal(probes, vectors[sources[0]][0][:: 600 // build.PROBES][: build.PROBES]), kind
+    no_questions = {**vectors, "question": (np.zeros((0, 64), dtype=np.float32), table)}
+    assert np.array_equal(build._probe_queries(no_questions, "answer")[:5], vectors["sentence"][0][:10:2])
+    assert np.array_equal(build._probe_queries(no_questions, "passage")[:5], vectors["answer"][0][:10:2])
 
 
 def test_a_float16_matrix_converts_to_the_same_float32_values_however_large():

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from clipsearch.build import build_index, switch_current
 from clipsearch.cli import app
+from clipsearch.schemas import AnswerBody
 from clipsearch.settings import Settings, settings_table
 from conftest import DATA, EXAMPLE_CORPUS, EXAMPLES, LiveServer, read_jsonl
 
@@ -271,6 +272,7 @@ def test_every_field_returned_is_in_the_response_model(live_server):
     answer = search(live_server, q="bike", k=20).json()
 
     assert set(answer) <= set(schema["AnswerBody"]["properties"])
+    assert AnswerBody.model_validate(answer).model_dump(exclude_unset=True) == answer  # what it documents, typed
     for hit in answer["results"]:
         assert set(hit) <= set(schema["Result"]["properties"])
     assert {key for hit in answer["results"] for key in hit} >= OPTIONAL_FIELDS
@@ -939,7 +941,7 @@ def test_openapi_documents_every_endpoint_and_model(live_server, admin_server):
 
 # --- settings -----------------------------------------------------------------------------------------------
 
-BUILD_ONLY = {"keep_versions", "flat_max_vectors", "float_max_vectors", "span_search_max_vectors"}
+BUILD_ONLY = {"keep_versions", "flat_max_vectors", "float_max_vectors", "span_search_max_vectors", "corpus_encoder"}
 
 
 def test_serve_help_lists_every_serving_setting_with_its_env_var():

@@ -104,8 +104,13 @@ class Encoder:
         model_ref = ref if isinstance(ref, ModelRef) else resolve_model(ref)
         return _load(model_ref, device)
 
-    def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """L2-normalised float32 vectors, one row per text (inner product = cosine)."""
+    def encode(
+        self, texts: list[str], *, batch_size: int = 32, progress: bool = False, threads: int | None = None
+    ) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text (inner product = cosine).
+
+        ``threads`` is accepted for the ONNX encoder's interface and ignored: torch's intra-op threads are set
+        per process (a server sets one, :func:`clipsearch.service.one_thread_per_search`)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(

@@ -92,30 +92,44 @@ class OnnxEncoder:
         self._lower = bool(record["do_lower_case"])
         self._max_length = int(record["max_seq_length"])
         self.tokenize = tokenizer_of(ref.path, self._max_length)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle intra-op threads sleep instead of spinning: on a shared 2-core box a spinning pool steals the CPU
-        # that the other requests in flight need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
+        def session(intra_op_threads: int):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = intra_op_threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            # Idle intra-op threads sleep instead of spinning: on a shared 2-core box a spinning pool steals the
+            # CPU that the other requests in flight need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
+        self.session = session(threads)
+        # The session ``encode(..., threads=1)`` runs on: a server encodes on one thread while other requests are
+        # in flight (their work fills the other cores), on ``threads`` when a request is alone (issue 7).
+        self.single_session = session(1) if threads > 1 else self.session
         self._inputs = [i.name for i in self.session.get_inputs()]
 
     @property
     def name(self) -> str:
         return self.ref.name
 
-    def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int = 32, progress: bool = False, threads: int | None = None
+    ) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text (as sentence-transformers tokenises: stripped,
-        lower-cased when the model says so, truncated at its max_seq_length)."""
+        lower-cased when the model says so, truncated at its max_seq_length).
+
+        Args:
+            threads: 1 to encode on one thread (the single-thread session); None: on the encoder's ``threads``.
+        """
         texts = [str(t).strip() for t in texts]
         if self._lower:
             texts = [t.lower() for t in texts]
+        session = self.single_session if threads == 1 else self.session
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), max(batch_size, 1)):
             batch = self.tokenize(texts[start : start + batch_size])
-            out[start : start + batch_size] = self.session.run(None, {name: batch[name] for name in self._inputs})[0]
+            out[start : start + batch_size] = session.run(None, {name: batch[name] for name in self._inputs})[0]
         return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -110,6 +111,8 @@ class Searcher:
         self.fusion = index.fusion
         self.calibration = index.calibration
         self._columns = index.clips.columns
+        self._in_flight = 0  # searches running now, counted under _lock
+        self._lock = threading.Lock()
 
     @classmethod
     def open(
@@ -164,8 +167,17 @@ class Searcher:
                 stands and lists the others' ids in ``overlapping``.
             group_by: ``"video"``: one result per video, its best clip (the video's other clips are left out).
         """
-        return self.search_encoded(query, self.encoder.encode([query]), k, filters, collapse=collapse,
-                                   group_by=group_by)
+        with self._lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            # Alone, the question is encoded on all the encoder's threads (latency); with other searches in
+            # flight, on one: their ranking work fills the other cores, and more threads would only contend.
+            vector = self.encoder.encode([query], threads=None if alone else 1)
+            return self.search_encoded(query, vector, k, filters, collapse=collapse, group_by=group_by)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def search_encoded(
         self,
