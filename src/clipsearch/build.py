@@ -108,7 +108,7 @@ def build_index(
             search to HNSW, to IVF over 8-bit codes with float16 vectors on disk, and (sentence and passage fields
             only) to no index at all (see :mod:`clipsearch.ann`).
         onnx_precision: the ONNX query encoder to export (verified) into the cache directory unless it is there
-            already, so serving never exports; None: none.
+            already, so serving never exports; None: none (beyond the fp32 one an ``onnx`` corpus encoder needs).
         corpus_encoder: what embeds the clips (see :func:`corpus_encoder_for`): ``onnx`` or ``torch``.
         batch_size: texts per encoding batch; default the corpus encoder's best (``BATCH_SIZES``).
 

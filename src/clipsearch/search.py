@@ -260,17 +260,16 @@ class Searcher:
         )
 
     def _rows_matching(self, filters: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
-        if not filters:
-            return None
+        unknown = [name for name in filters or {} if name not in FILTER_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown filter {unknown[0]!r}; filters are: {', '.join(FILTER_FIELDS)}")
+        active = [(name, values) for name, values in (filters or {}).items() if values]
+        if not active:
+            return None  # every request names the filters, most with no values: no mask of every clip for them
         mask = np.ones(len(self.index.clips), dtype=bool)
-        active = False
-        for name, values in filters.items():
-            if name not in FILTER_FIELDS:
-                raise ValueError(f"unknown filter {name!r}; filters are: {', '.join(FILTER_FIELDS)}")
-            if values:
-                mask &= getattr(self._columns, name).rows_equal_to_any(values)
-                active = True
-        return np.flatnonzero(mask) if active else None
+        for name, values in active:
+            mask &= getattr(self._columns, name).rows_equal_to_any(values)
+        return np.flatnonzero(mask)
 
     def _candidates(
         self, vector: np.ndarray, lexical: LexicalMatch, fetch: int, rows: np.ndarray | None
