@@ -134,3 +134,35 @@ def test_a_model_without_tokenizer_json_is_tokenized_by_transformers(tmp_path, e
     expected = onnx_encoder.tokenizer_of(encoder.ref.path, 256)(QUESTIONS[:4])
     found = tokenize(QUESTIONS[:4])
     assert all(np.array_equal(found[name], expected[name]) for name in expected)
+
+
+def test_a_question_asked_beside_another_search_is_encoded_on_one_thread(example_index):
+    """Alone, a question gets every encoder thread (latency); beside another search, one (throughput)."""
+    import threading
+
+    searcher = Searcher.open(example_index, encoder_threads=2)
+    encoder = searcher.encoder
+    assert encoder.single_session is not encoder.session
+    seen, entered, release = [], threading.Event(), threading.Event()
+    original = encoder.encode
+
+    def encode(texts, **options):
+        seen.append(options.get("threads"))
+        if len(seen) == 1:  # hold the first search in flight
+            entered.set()
+            release.wait(30)
+        return original(texts, **options)
+
+    encoder.encode = encode
+    first = threading.Thread(target=searcher.search, args=("my chain squeaks",))
+    first.start()
+    assert entered.wait(30)
+    beside = searcher.search("how do I fix a flat tyre?")
+    release.set()
+    first.join(30)
+    alone = searcher.search("how do I fix a flat tyre?")
+
+    assert seen == [None, 1, None]
+    assert [h.clip.id for h in beside.results] == [h.clip.id for h in alone.results]
+    one, two = original(QUESTIONS[:5], threads=1), original(QUESTIONS[:5])
+    assert np.allclose(one, two, atol=1e-5)

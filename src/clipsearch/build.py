@@ -178,7 +178,8 @@ def corpus_encoder_for(
         graph, record_path = onnx_paths(cache_dir, model_fingerprint, "fp32")
         record = read_record(record_path)
         if record is not None and record["verified"]:
-            return OnnxEncoder(ref, model_fingerprint, graph, record, threads=len(os.sched_getaffinity(0)))
+            threads = len(os.sched_getaffinity(0))
+            return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False)
     return torch_encoder or Encoder.load(ref)
 
 

@@ -80,7 +80,10 @@ class OnnxEncoder:
 
     backend = "onnx"
 
-    def __init__(self, ref: ModelRef, model_fingerprint: str, graph: Path, record: dict, threads: int = 1):
+    def __init__(
+        self, ref: ModelRef, model_fingerprint: str, graph: Path, record: dict, threads: int = 1,
+        *, single_thread_session: bool = True,
+    ):
         import onnxruntime as ort
 
         self.ref = ref
@@ -105,8 +108,9 @@ class OnnxEncoder:
 
         self.session = session(threads)
         # The session ``encode(..., threads=1)`` runs on: a server encodes on one thread while other requests are
-        # in flight (their work fills the other cores), on ``threads`` when a request is alone (issue 7).
-        self.single_session = session(1) if threads > 1 else self.session
+        # in flight (their work fills the other cores), on ``threads`` when a request is alone (issue 7). Made
+        # now, not at the first request that needs it; a build, which never asks for it, goes without.
+        self.single_session = session(1) if threads > 1 and single_thread_session else self.session
         self._inputs = [i.name for i in self.session.get_inputs()]
 
     @property
