@@ -170,31 +170,33 @@ def corpus_encoder_for(
     """
     model_fingerprint = fingerprint(ref.path)
     wanted = dict.fromkeys(p for p in ("fp32" if backend == "onnx" else None, query_precision) if p is not None)
-    missing = [p for p in wanted if read_record(onnx_paths(cache_dir, model_fingerprint, p)[1]) is None]
+    records = {p: read_record(onnx_paths(cache_dir, model_fingerprint, p)[1]) for p in wanted}
+    missing = [p for p, record in records.items() if record is None]
     torch_encoder = Encoder.load(ref) if missing or backend == "torch" else None
     for precision in missing:
-        _export_query_encoder(torch_encoder, cache_dir, precision)
-    if backend == "onnx":
-        graph, record_path = onnx_paths(cache_dir, model_fingerprint, "fp32")
-        record = read_record(record_path)
-        if record is not None and record["verified"]:
-            threads = len(os.sched_getaffinity(0))
-            return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False)
+        records[precision] = _export(torch_encoder, cache_dir, precision)
+    record = records.get("fp32") if backend == "onnx" else None
+    if record is not None and record["verified"]:
+        graph = onnx_paths(cache_dir, model_fingerprint, "fp32")[0]
+        threads = len(os.sched_getaffinity(0))
+        return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False)
     return torch_encoder or Encoder.load(ref)
 
 
-def _export_query_encoder(encoder: Encoder, cache_dir: Path, precision: str) -> None:
-    """Export and verify the ONNX query encoder now (once per model and precision: it is kept in the cache)."""
+def _export(encoder: Encoder, cache_dir: Path, precision: str) -> dict | None:
+    """Export and verify the model to ONNX now (once per model and precision: it is kept in the cache); its record,
+    or None when it could not be made."""
     try:
         record = export_onnx(encoder, cache_dir, precision)
-    except Exception as exc:  # noqa: BLE001 - the index is good without it; queries then use torch
-        log.warning("cannot export model %s to ONNX (%s); queries will use torch", encoder.name, exc)
-        return
+    except Exception as exc:  # noqa: BLE001 - the index is good without it
+        log.warning("cannot export model %s to ONNX (%s); it will not be used", encoder.name, exc)
+        return None
     if not record["verified"]:
         log.warning(
-            "ONNX %s export of %s refused: cosine %.5f with torch, below %.3f; queries will use torch",
+            "ONNX %s export of %s refused: cosine %.5f with torch, below %.3f; it will not be used",
             precision, encoder.name, record["min_cosine"], record["threshold"],
         )
+    return record
 
 
 def calibration_for(encoder: Encoder) -> Calibration | None:
