@@ -447,8 +447,10 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
     row.update(index_ram(out))
     row["http"] = http_load(out, tvqa / "cache", pool, args)
     if size == min(int(s) for s in args.sizes.split(",")):
-        # The encoder_threads default (2) against 1 thread per encoding: 1-client latency, N-client throughput.
-        row["http_1_thread"] = http_load(out, tvqa / "cache", pool, args, ["--encoder-threads", "1"])
+        # The thread defaults (2 encoder and 2 search threads for a search alone) against one thread per search:
+        # 1-client latency, N-client throughput.
+        row["http_1_thread"] = http_load(out, tvqa / "cache", pool, args,
+                                         ["--encoder-threads", "1", "--search-threads", "1"])
     return row
 
 

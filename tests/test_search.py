@@ -65,6 +65,51 @@ def test_the_same_query_gives_the_same_ranking(example):
     assert first == [h.to_dict() for h in example.search("chain lube", k=10).results]
 
 
+def test_a_search_alone_runs_its_vector_searches_on_helper_threads_too(example_index):
+    """Alone, a search's vector searches are shared with a helper thread (while it runs BM25); beside another
+    search, all run on its own thread. The answer is the same either way, and as with one search thread."""
+    import threading
+
+    searcher = Searcher.open(example_index, search_threads=2)
+    ranked_alone = Searcher(searcher.index, searcher.encoder, search_threads=1)
+    threads_of: dict[str, set[str]] = {}
+    entered, release = threading.Event(), threading.Event()
+    original_found_by, original_encode = searcher._found_by, searcher.encoder.encode
+
+    def found_by(name, *args):
+        threads_of.setdefault(name, set()).add(threading.current_thread().name)
+        return original_found_by(name, *args)
+
+    def encode(texts, **options):
+        if texts == ["hold"]:  # keep this search in flight
+            entered.set()
+            release.wait(30)
+        return original_encode(texts, **options)
+
+    searcher._found_by = found_by
+    alone = searcher.search("how do I fix a flat tyre?")
+    assert any(t.startswith("clipsearch-search") for names in threads_of.values() for t in names)
+
+    threads_of.clear()
+    searcher.encoder.encode = encode
+    try:
+        holder = threading.Thread(target=searcher.search, args=("hold",))
+        holder.start()
+        assert entered.wait(30)
+        beside = searcher.search("how do I fix a flat tyre?")
+        asked_beside = {name: set(names) for name, names in threads_of.items()}  # the holder has not searched yet
+        release.set()
+        holder.join(30)
+    finally:
+        del searcher.encoder.encode
+    assert set(asked_beside) == {"question", "answer", "sentence", "passage"}
+    assert all(names == {threading.current_thread().name} for names in asked_beside.values())
+
+    one_thread = ranked_alone.search("how do I fix a flat tyre?")
+    assert [h.to_dict() for h in alone.results] == [h.to_dict() for h in beside.results]
+    assert [h.to_dict() for h in alone.results] == [h.to_dict() for h in one_thread.results]
+
+
 def test_filters_apply_before_the_top_k_is_cut(example):
     coffee = example.search("how do I fix a flat tyre", k=5, filters={"source": ["Bean Lab"]}).results
     assert len(coffee) == 5 and {hit.clip.source for hit in coffee} == {"Bean Lab"}

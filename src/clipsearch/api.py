@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = Service(
         settings.index, model=settings.model, query_encoder=settings.query_encoder,
         onnx_precision=settings.onnx_precision, encoder_threads=settings.encoder_threads,
-        cache_dir=settings.cache_dir,
+        search_threads=settings.search_threads, cache_dir=settings.cache_dir,
     )
     metrics = Metrics(service)
     SearchParams, AskRequest = request_models(settings)

@@ -168,6 +168,7 @@ def _default(name: str):
 QueryEncoderOption = Annotated[str, _setting("query_encoder", "--query-encoder")]
 OnnxPrecisionOption = Annotated[str, _setting("onnx_precision", "--onnx-precision")]
 EncoderThreadsOption = Annotated[int, _setting("encoder_threads", "--encoder-threads", min=1, max=64)]
+SearchThreadsOption = Annotated[int, _setting("search_threads", "--search-threads", min=1, max=64)]
 CacheDirOption = Annotated[Optional[Path], _setting("cache_dir", "--cache-dir")]
 
 
@@ -189,6 +190,7 @@ def ask(
     query_encoder: QueryEncoderOption = _default("query_encoder"),
     onnx_precision: OnnxPrecisionOption = _default("onnx_precision"),
     encoder_threads: EncoderThreadsOption = _default("encoder_threads"),
+    search_threads: SearchThreadsOption = _default("search_threads"),
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Print the clips closest to a question, best first.
@@ -202,7 +204,7 @@ def ask(
     try:
         settings = Settings(
             index=index, model=model, query_encoder=query_encoder, onnx_precision=onnx_precision,
-            encoder_threads=encoder_threads, cache_dir=cache_dir,
+            encoder_threads=encoder_threads, search_threads=search_threads, cache_dir=cache_dir,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -210,7 +212,8 @@ def ask(
     try:
         searcher = Searcher.open(
             index, model=model, query_encoder=settings.query_encoder, onnx_precision=settings.onnx_precision,
-            encoder_threads=settings.encoder_threads, cache_dir=settings.cache_dir,
+            encoder_threads=settings.encoder_threads, search_threads=settings.search_threads,
+            cache_dir=settings.cache_dir,
         )
         answer = searcher.search(question, k=k, filters={"source": source or [], "video_id": video_id or []},
                                  collapse=collapse, group_by=group_by.value if group_by else None)
@@ -241,6 +244,7 @@ def serve(
     query_encoder: QueryEncoderOption = _default("query_encoder"),
     onnx_precision: OnnxPrecisionOption = _default("onnx_precision"),
     encoder_threads: EncoderThreadsOption = _default("encoder_threads"),
+    search_threads: SearchThreadsOption = _default("search_threads"),
     cache_dir: CacheDirOption = None,
     log_level: Annotated[str, _setting("log_level", "--log-level")] = _default("log_level"),
     default_k: Annotated[int, _setting("default_k", "--default-k")] = _default("default_k"),
@@ -281,8 +285,8 @@ def serve(
     try:
         settings = Settings(
             index=index, host=host, port=port, model=model, query_encoder=query_encoder,
-            onnx_precision=onnx_precision, encoder_threads=encoder_threads, cache_dir=cache_dir,
-            log_level=log_level, default_k=default_k,
+            onnx_precision=onnx_precision, encoder_threads=encoder_threads, search_threads=search_threads,
+            cache_dir=cache_dir, log_level=log_level, default_k=default_k,
             max_k=max_k, max_query_chars=max_query_chars, max_body_bytes=max_body_bytes,
             max_query_string_bytes=max_query_string_bytes, max_in_flight=max_in_flight,
             reload_interval=reload_interval, admin_token=admin_token, cors_origins=cors_origins or [],

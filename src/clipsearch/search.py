@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +100,7 @@ class Searcher:
         answer.results[0].clip.start
     """
 
-    def __init__(self, index: ClipIndex, encoder: Encoder | OnnxEncoder):
+    def __init__(self, index: ClipIndex, encoder: Encoder | OnnxEncoder, *, search_threads: int = 2):
         if encoder.fingerprint != index.manifest["model_fingerprint"]:
             raise ModelMismatch(
                 f"model {encoder.name!r} (fingerprint {encoder.fingerprint[:12]}) is not the model the index "
@@ -113,6 +114,11 @@ class Searcher:
         self._columns = index.clips.columns
         self._in_flight = 0  # searches running now, counted under _lock
         self._lock = threading.Lock()
+        self.search_threads = search_threads
+        self._helpers = _helper_pool(search_threads - 1) if search_threads > 1 else None
+        # The fields whose vectors find candidates, costliest search first (handed out in this order)
+        searched = [name for name in (*index.spans, *VECTOR_FIELDS) if index.searchable(name)]
+        self._searched_fields = sorted(searched, key=lambda name: -_search_cost(index, name))
 
     @classmethod
     def open(
@@ -123,6 +129,7 @@ class Searcher:
         query_encoder: str = "onnx",
         onnx_precision: str = "fp32",
         encoder_threads: int = 2,
+        search_threads: int = 2,
         cache_dir: str | Path | None = None,
     ) -> Searcher:
         """Open the current version of ``index_dir`` with the model its manifest records.
@@ -132,6 +139,7 @@ class Searcher:
             query_encoder: ``onnx`` (the model's verified ONNX export, made now if the cache lacks it; torch when
                 it is refused) or ``torch``. See :func:`clipsearch.onnx_encoder.load_query_encoder`.
             onnx_precision, encoder_threads: the ONNX weights (``fp32``/``int8``) and threads per encoding.
+            search_threads: threads that run a search's vector searches when no other search is running.
             cache_dir: where the ONNX export is kept; default ``index_dir/cache``.
 
         Raises:
@@ -145,7 +153,7 @@ class Searcher:
             ref, Path(cache_dir or Path(index_dir) / "cache"), backend=query_encoder, precision=onnx_precision,
             threads=encoder_threads,
         )
-        return cls(index, encoder)
+        return cls(index, encoder, search_threads=search_threads)
 
     def search(
         self,
@@ -171,8 +179,9 @@ class Searcher:
             self._in_flight += 1
             alone = self._in_flight == 1
         try:
-            # Alone, the question is encoded on all the encoder's threads (latency); with other searches in
-            # flight, on one: their ranking work fills the other cores, and more threads would only contend.
+            # Alone, the question is encoded on all the encoder's threads and its vector searches run on
+            # search_threads (latency); with other searches in flight, on one: their work fills the other cores,
+            # and more threads would only contend.
             vector = self.encoder.encode([query], threads=None if alone else 1)
             return self.search_encoded(query, vector, k, filters, collapse=collapse, group_by=group_by)
         finally:
@@ -225,8 +234,31 @@ class Searcher:
             (candidate clip rows, sorted; {component: array aligned with the rows, NaN = absent}).
         """
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        found: dict[str, np.ndarray] = {}
+        pending = iter(self._searched_fields)
+        lock = threading.Lock()
+
+        def search_fields() -> None:
+            """Search the fields no thread has taken yet, one at a time."""
+            while True:
+                with lock:
+                    name = next(pending, None)
+                if name is None:
+                    return
+                found[name] = self._found_by(name, vector, fetch, rows)
+
+        # Alone, the vector searches (FAISS releases the GIL) run on the helper threads while this one runs BM25,
+        # then takes what is left; with other searches in flight all run here, as the others fill the cores.
+        helping = [] if self._helpers is None or self._in_flight > 1 else [
+            self._helpers.submit(search_fields) for _ in range(self.search_threads - 1)
+        ]
         lexical = self.index.bm25.match(query, fetch, rows)
-        candidates = self._candidates(vector, lexical, fetch, rows)
+        search_fields()
+        for future in helping:
+            if not future.cancel():  # a helper still queued behind another search's is not waited for
+                future.result()
+        candidates = np.unique(np.concatenate([*found.values(), lexical.top]).astype(np.int64))
+        candidates = candidates[candidates >= 0]
         return candidates, self._components(candidates, vector[0], lexical)
 
     def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
@@ -271,22 +303,14 @@ class Searcher:
             mask &= getattr(self._columns, name).rows_equal_to_any(values)
         return np.flatnonzero(mask)
 
-    def _candidates(
-        self, vector: np.ndarray, lexical: LexicalMatch, fetch: int, rows: np.ndarray | None
-    ) -> np.ndarray:
-        """Clip rows worth scoring, sorted: the top of every component."""
-        found = []
-        for name in VECTOR_FIELDS:
-            found.append(self.index.search(name, vector, fetch, rows)[1][0])
-        for kind, spans in self.index.spans.items():
-            if not self.index.searchable(kind):
-                continue  # rank_only: its vectors rank the candidates below, they do not find any
-            positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
-            ids = self.index.search(kind, vector, fetch * 2, positions)[1][0]
-            found.append(spans.spans[ids[ids >= 0], 0])
-        found.append(lexical.top)
-        candidates = np.unique(np.concatenate(found).astype(np.int64))
-        return candidates[candidates >= 0]
+    def _found_by(self, name: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None) -> np.ndarray:
+        """The clip rows the ``fetch`` (spans: 2 × fetch) nearest vectors of field ``name`` belong to."""
+        if name in VECTOR_FIELDS:
+            return self.index.search(name, vector, fetch, rows)[1][0]
+        spans = self.index.spans[name]
+        positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
+        ids = self.index.search(name, vector, fetch * 2, positions)[1][0]
+        return spans.spans[ids[ids >= 0], 0]
 
     def _components(self, rows: np.ndarray, vector: np.ndarray, lexical: LexicalMatch) -> dict[str, np.ndarray]:
         """Every ranking component of the clips ``rows`` (NaN = absent), plus where the best sentence is."""
@@ -314,3 +338,24 @@ class Searcher:
                           default=-1.0)
         matched = "question" if scores["question"] is not None and scores["question"] >= answer_side else "answer"
         return Hit(clip, round(score, 6), matched, scores, highlight, overlapping)
+
+
+def _search_cost(index: ClipIndex, name: str) -> float:
+    """A rough relative cost of searching field ``name`` (vectors scanned), to hand out the costliest first."""
+    info = index.manifest.get("index_types", {}).get(name, {})
+    count = index.manifest["vectors_by_field"].get(name, 0)
+    if "nlist" in info:
+        return count * info.get("nprobe", 1) / info["nlist"]
+    return count if info.get("type", "flat") == "flat" else 1000.0
+
+
+@lru_cache(maxsize=None)
+def _helper_pool(workers: int):
+    """Threads that run searches' dense field searches beside them (each with one OpenMP thread for FAISS); one
+    pool per size for the process, shared by every Searcher (a server makes one per index version)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import faiss
+
+    return ThreadPoolExecutor(workers, thread_name_prefix="clipsearch-search",
+                              initializer=lambda: faiss.omp_set_num_threads(1))

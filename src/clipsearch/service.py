@@ -96,6 +96,7 @@ class Service:
         model: optional model name or path; every version must be built with it (checked by fingerprint).
         query_encoder, onnx_precision, encoder_threads, cache_dir: how questions are encoded, as for
             :meth:`Searcher.open`.
+        search_threads: as for :meth:`Searcher.open`.
     """
 
     def __init__(
@@ -106,11 +107,13 @@ class Service:
         query_encoder: str = "onnx",
         onnx_precision: str = "fp32",
         encoder_threads: int = 2,
+        search_threads: int = 2,
         cache_dir: str | Path | None = None,
     ):
         self.root = Path(root)
         self.model = model
         self.encoding = {"backend": query_encoder, "precision": onnx_precision, "threads": encoder_threads}
+        self.search_threads = search_threads
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / "cache"
         self.reloads = 0
         self.failed_reloads = 0
@@ -208,9 +211,10 @@ class Service:
         index = ClipIndex.load_version(self.root, path)
         serving = self._searcher
         if serving is not None and serving.encoder.fingerprint == index.manifest["model_fingerprint"]:
-            return Searcher(index, serving.encoder)
+            return Searcher(index, serving.encoder, search_threads=self.search_threads)
         ref = resolve_model(self.model) if self.model is not None else index.model_ref()
-        return Searcher(index, load_query_encoder(ref, self.cache_dir, **self.encoding))
+        encoder = load_query_encoder(ref, self.cache_dir, **self.encoding)
+        return Searcher(index, encoder, search_threads=self.search_threads)
 
     def _refuse(self, version: str, message: str, count: bool = True) -> NoReturn:
         if count:

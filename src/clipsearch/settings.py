@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         description="Intra-op threads of the ONNX query encoder (concurrent requests share them; the torch "
         "fallback always encodes on one thread per request).",
     )
+    search_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads a search uses for its vector searches (beside BM25) when no other search is running; "
+        "with others in flight it runs them on its own thread.",
+    )
     flat_max_vectors: int = Field(
         5_000,
         ge=0,
