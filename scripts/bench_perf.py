@@ -9,7 +9,7 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   batched ``encode`` of the same texts; a rebuild with 1 % of the clips changed (library call and whole CLI
   wall time); top-10 agreement of searches with the ONNX encoder against torch over all dev questions;
 - at each ``--sizes`` clip count, a synthetic corpus (see ``scale_corpus``): recall@10/@100 of each HNSW field
-  against exact search, index RAM, then ``clipsearch serve`` under a load client in this process:
+  against exact search, where a search's time goes (``search_stages``), index RAM, then ``clipsearch serve`` under a load client in this process:
   ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's and the server's CPU, the server's
   peak RSS and, at the end, its anonymous and file-backed (memory-mapped, reclaimable) pages;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load.
@@ -444,6 +444,7 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
     row.update(json.loads((out / "timings.json").read_text()))
     row["recall"] = ann_recall(out, pool[:200], encoder)
+    row["search_stages_ms"] = search_stages(out, tvqa / "cache", pool[:200])
     row.update(index_ram(out))
     row["http"] = http_load(out, tvqa / "cache", pool, args)
     if size == min(int(s) for s in args.sizes.split(",")):
@@ -491,6 +492,43 @@ def ann_recall(index_dir: Path, questions: list[str], encoder: Encoder) -> dict:
             entry[f"recall@{k}"] = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)]))
         recall[field] = entry
     return recall
+
+
+def search_stages(index_dir: Path, cache_dir: Path, questions: list[str]) -> dict:
+    """Where a search's time goes (p50 ms over ``questions``), in this process as a server's search thread runs:
+    the encoding (alone: the encoder's threads), BM25, each field's vector search, the ranking components of the
+    candidates, the fusion and the rest of the answer, and its JSON; then whole searches with the vector searches
+    on one thread and, alone, on two (``search_threads``), taken in turns so that both see the same machine."""
+    from clipsearch.service import one_omp_thread_here, one_thread_per_search
+
+    one_thread_per_search()  # as the server: torch and BLAS on one thread, FAISS on one OpenMP thread here
+    one_omp_thread_here()
+    searcher = Searcher.open(index_dir, cache_dir=cache_dir, search_threads=1)
+    helped = Searcher(searcher.index, searcher.encoder, search_threads=2)
+    fetch, times = 50, {}
+
+    def timed(name, function, *args):
+        began = time.perf_counter()
+        value = function(*args)
+        times.setdefault(name, []).append((time.perf_counter() - began) * 1000)
+        return value
+
+    for question in questions[:10]:
+        searcher.search(question)
+    for question in questions:
+        vector = timed("encode", searcher.encoder.encode, [question])
+        lexical = timed("bm25", searcher.index.bm25.match, question, fetch, None)
+        found = [timed(f"search {name}", searcher._found_by, name, vector, fetch, None)
+                 for name in searcher._searched_fields]
+        rows = np.unique(np.concatenate([*found, lexical.top]).astype(np.int64))
+        times.setdefault("candidates", []).append(len(rows))
+        components = timed("components", searcher._components, rows, vector[0], lexical)
+        timed("fusion", searcher.fusion.score_many, components)
+        answer = timed("search after encoding", searcher.search_encoded, question, vector, 10)
+        timed("answer JSON", lambda: json.dumps(answer.to_dict()))
+        timed("whole search, 1 search thread", searcher.search, question)
+        timed("whole search, 2 search threads", helped.search, question)
+    return {name: round(float(np.median(values)), 3) for name, values in times.items()}
 
 
 def index_ram(index_dir: Path) -> dict:
@@ -746,6 +784,14 @@ def markdown(result: dict) -> str:
     for row in result.get("scale", []):
         if "recall" in row:
             lines += ["", f"HNSW recall against exact at {row['clips']} clips: `{json.dumps(row['recall'])}`"]
+    stages = [row for row in result.get("scale", []) if "search_stages_ms" in row]
+    if stages:
+        names = list(stages[0]["search_stages_ms"])
+        lines += ["", "## Where a search's time goes (p50 ms, in process; `candidates`: clips ranked)", "",
+                  "| stage | " + " | ".join(f"{row['clips']} clips" for row in stages) + " |",
+                  "|---|" + "---:|" * len(stages)]
+        lines += [f"| {name} | " + " | ".join(str(row["search_stages_ms"].get(name, "")) for row in stages) + " |"
+                  for name in names]
     if "txtai" in result:
         t = result["txtai"]
         lines += ["", "## txtai API (408 clips, hybrid)", "", "```", json.dumps(t, indent=1), "```"]

@@ -110,6 +110,22 @@ def test_a_search_alone_runs_its_vector_searches_on_helper_threads_too(example_i
     assert [h.to_dict() for h in alone.results] == [h.to_dict() for h in one_thread.results]
 
 
+def test_an_error_in_a_helper_thread_reaches_the_caller(example_index):
+    searcher = Searcher.open(example_index, search_threads=2)
+    original = searcher._found_by
+
+    def found_by(name, *args):
+        if name == "passage":
+            raise RuntimeError("passage search failed")
+        return original(name, *args)
+
+    searcher._found_by = found_by
+    with pytest.raises(RuntimeError, match="passage search failed"):
+        searcher.search("how do I fix a flat tyre?")
+    searcher._found_by = original
+    assert searcher.search("how do I fix a flat tyre?").results
+
+
 def test_filters_apply_before_the_top_k_is_cut(example):
     coffee = example.search("how do I fix a flat tyre", k=5, filters={"source": ["Bean Lab"]}).results
     assert len(coffee) == 5 and {hit.clip.source for hit in coffee} == {"Bean Lab"}

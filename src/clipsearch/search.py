@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,15 +176,20 @@ class Searcher:
                 stands and lists the others' ids in ``overlapping``.
             group_by: ``"video"``: one result per video, its best clip (the video's other clips are left out).
         """
+        _check_group_by(group_by)
         with self._lock:
             self._in_flight += 1
             alone = self._in_flight == 1
         try:
-            # Alone, the question is encoded on all the encoder's threads and its vector searches run on
-            # search_threads (latency); with other searches in flight, on one: their work fills the other cores,
-            # and more threads would only contend.
+            rows = self._rows_matching(filters)
+            # Alone, the question is encoded on all the encoder's threads while a helper thread scores it with
+            # BM25, and its vector searches and ranking are shared with the helpers (latency); with other searches
+            # in flight, all runs on this thread: their work fills the other cores, more threads would contend.
+            lexical = None
+            if alone and self._helpers is not None and k > 0:
+                lexical = self._helpers.submit(self.index.bm25.match, query, _fetch(k), rows)
             vector = self.encoder.encode([query], threads=None if alone else 1)
-            return self.search_encoded(query, vector, k, filters, collapse=collapse, group_by=group_by)
+            return self._search(query, vector, k, rows, collapse, group_by, lexical)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -199,12 +205,18 @@ class Searcher:
         group_by: str | None = None,
     ) -> Answer:
         """:meth:`search` with the query already encoded (``vector``: shape (1, dim)), e.g. in batches."""
-        if group_by is not None and group_by not in GROUP_BY:
-            raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
-        rows = self._rows_matching(filters)
+        _check_group_by(group_by)
+        return self._search(query, vector, k, self._rows_matching(filters), collapse, group_by)
+
+    def _search(
+        self, query: str, vector: np.ndarray, k: int, rows: np.ndarray | None, collapse: bool, group_by: str | None,
+        lexical: Future | None = None,
+    ) -> Answer:
         if k <= 0 or (rows is not None and len(rows) == 0) or not len(self.index.clips):
+            if lexical is not None:
+                lexical.cancel()
             return Answer(query, False, [])
-        candidates, components = self.components(query, vector, max(k * 4, 50), rows)
+        candidates, components = self.components(query, vector, _fetch(k), rows, lexical=lexical)
         fused = self.fusion.score_many(components)
         order = np.lexsort((candidates, -fused))  # best first, ties by clip row
         kept: list[tuple[int, list[str]]] = []  # (position in candidates, overlapping ids)
@@ -221,7 +233,8 @@ class Searcher:
         return self._calibrated(query, hits)
 
     def components(
-        self, query: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None = None
+        self, query: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None = None, *,
+        lexical: LexicalMatch | Future | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The clips worth ranking for a query and every ranking component of each, before fusion.
 
@@ -229,37 +242,57 @@ class Searcher:
             vector: the encoded query, shape (1, dim).
             fetch: how deep to read each component's own top list (the candidates are their union).
             rows: only these clip rows (a filter), or all.
+            lexical: the query's BM25 match (or its future) when it was started already.
 
         Returns:
             (candidate clip rows, sorted; {component: array aligned with the rows, NaN = absent}).
         """
         vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         found: dict[str, np.ndarray] = {}
-        pending = iter(self._searched_fields)
-        lock = threading.Lock()
 
-        def search_fields() -> None:
-            """Search the fields no thread has taken yet, one at a time."""
-            while True:
-                with lock:
-                    name = next(pending, None)
-                if name is None:
-                    return
-                found[name] = self._found_by(name, vector, fetch, rows)
+        def search(name: str) -> None:
+            found[name] = self._found_by(name, vector, fetch, rows)
 
-        # Alone, the vector searches (FAISS releases the GIL) run on the helper threads while this one runs BM25,
-        # then takes what is left; with other searches in flight all run here, as the others fill the cores.
-        helping = [] if self._helpers is None or self._in_flight > 1 else [
-            self._helpers.submit(search_fields) for _ in range(self.search_threads - 1)
-        ]
-        lexical = self.index.bm25.match(query, fetch, rows)
-        search_fields()
-        for future in helping:
-            if not future.cancel():  # a helper still queued behind another search's is not waited for
-                future.result()
+        def match() -> None:
+            found["bm25"] = self.index.bm25.match(query, fetch, rows)
+
+        # FAISS releases the GIL: alone, BM25 (Python) runs beside the vector searches
+        self._share(([match] if lexical is None else []) + [partial(search, name) for name in self._searched_fields])
+        if lexical is None:
+            lexical = found.pop("bm25")
+        elif isinstance(lexical, Future):
+            lexical = lexical.result()
         candidates = np.unique(np.concatenate([*found.values(), lexical.top]).astype(np.int64))
         candidates = candidates[candidates >= 0]
         return candidates, self._components(candidates, vector[0], lexical)
+
+    def _share(self, tasks: list[Callable[[], None]]) -> None:
+        """Run ``tasks`` (costliest first): when this search is alone, on this thread and the helper threads, each
+        taking the next task no thread has taken yet; with other searches in flight, all on this thread."""
+        pending = iter(tasks)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    task = next(pending, None)
+                if task is None:
+                    return
+                task()
+
+        helping = [] if self._helpers is None or self._in_flight > 1 or len(tasks) < 2 else [
+            self._helpers.submit(work) for _ in range(min(self.search_threads - 1, len(tasks) - 1))
+        ]
+        errors = []
+        try:
+            work()
+        finally:
+            for future in helping:
+                if not future.cancel():  # one still queued behind another search's is not waited for
+                    errors.append(future.exception())
+        for error in errors:
+            if error is not None:
+                raise error
 
     def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
         """Attach confidences and decide ``answered`` (see :mod:`clipsearch.calibration`)."""
@@ -314,11 +347,18 @@ class Searcher:
 
     def _components(self, rows: np.ndarray, vector: np.ndarray, lexical: LexicalMatch) -> dict[str, np.ndarray]:
         """Every ranking component of the clips ``rows`` (NaN = absent), plus where the best sentence is."""
-        components = {name: self.index.vectors[name].cosines(rows, vector) for name in VECTOR_FIELDS}
-        for kind, spans in self.index.spans.items():
-            components[kind], at = spans.best(rows, vector)
+        components: dict[str, np.ndarray] = {}
+
+        def clip_field(name: str) -> None:
+            components[name] = self.index.vectors[name].cosines(rows, vector)
+
+        def span_field(kind: str) -> None:
+            components[kind], at = self.index.spans[kind].best(rows, vector)
             if kind == "sentence":
                 components["_sentence_at"] = at
+
+        self._share([*(partial(span_field, kind) for kind in self.index.spans),
+                     *(partial(clip_field, name) for name in VECTOR_FIELDS)])
         bm25 = lexical.scores_of(rows)
         top = lexical.best if lexical.best is not None else float(bm25.max(initial=0.0))
         components["bm25"] = bm25 / top if top > 0 else np.zeros(len(rows), dtype=np.float32)
@@ -338,6 +378,16 @@ class Searcher:
                           default=-1.0)
         matched = "question" if scores["question"] is not None and scores["question"] >= answer_side else "answer"
         return Hit(clip, round(score, 6), matched, scores, highlight, overlapping)
+
+
+def _fetch(k: int) -> int:
+    """How deep a search for ``k`` clips reads each component's own top list."""
+    return max(k * 4, 50)
+
+
+def _check_group_by(group_by: str | None) -> None:
+    if group_by is not None and group_by not in GROUP_BY:
+        raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
 
 
 def _search_cost(index: ClipIndex, name: str) -> float:
