@@ -140,7 +140,8 @@ class Searcher:
             query_encoder: ``onnx`` (the model's verified ONNX export, made now if the cache lacks it; torch when
                 it is refused) or ``torch``. See :func:`clipsearch.onnx_encoder.load_query_encoder`.
             onnx_precision, encoder_threads: the ONNX weights (``fp32``/``int8``) and threads per encoding.
-            search_threads: threads that run a search's vector searches when no other search is running.
+            search_threads: threads a search uses when no other search is running (BM25 beside the encoding,
+                then the vector searches and ranking shared out); 1: every search on its caller's thread.
             cache_dir: where the ONNX export is kept; default ``index_dir/cache``.
 
         Raises:
@@ -394,15 +395,17 @@ def _search_cost(index: ClipIndex, name: str) -> float:
     """A rough relative cost of searching field ``name`` (vectors scanned), to hand out the costliest first."""
     info = index.manifest.get("index_types", {}).get(name, {})
     count = index.manifest["vectors_by_field"].get(name, 0)
-    if "nlist" in info:
+    if "nlist" in info:  # IVF: the probed lists
         return count * info.get("nprobe", 1) / info["nlist"]
-    return count if info.get("type", "flat") == "flat" else 1000.0
+    if info.get("type", "flat") == "flat":
+        return count
+    return 4.0 * info.get("efSearch", 256)  # HNSW: a walk visits a few times efSearch vectors
 
 
 @lru_cache(maxsize=None)
 def _helper_pool(workers: int):
-    """Threads that run searches' dense field searches beside them (each with one OpenMP thread for FAISS); one
-    pool per size for the process, shared by every Searcher (a server makes one per index version)."""
+    """Threads that run parts of a search beside it (each with one OpenMP thread for FAISS); one pool per size for
+    the process, shared by every Searcher (a server makes one per index version)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import faiss

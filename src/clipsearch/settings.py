@@ -55,8 +55,9 @@ class Settings(BaseSettings):
         2,
         ge=1,
         le=64,
-        description="Threads a search uses for its vector searches (beside BM25) when no other search is running; "
-        "with others in flight it runs them on its own thread.",
+        description="Threads a search uses when no other search is running: BM25 scores the question while it is "
+        "encoded, and the vector searches and ranking are shared out; with others in flight (or 1) a search runs on "
+        "its own thread.",
     )
     flat_max_vectors: int = Field(
         5_000,
