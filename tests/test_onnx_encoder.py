@@ -166,3 +166,34 @@ def test_a_question_asked_beside_another_search_is_encoded_on_one_thread(example
     assert [h.clip.id for h in beside.results] == [h.clip.id for h in alone.results]
     one, two = original(QUESTIONS[:5], threads=1), original(QUESTIONS[:5])
     assert np.allclose(one, two, atol=1e-5)
+
+
+def test_a_build_encodes_its_batches_side_by_side_on_one_thread_sessions(example_index, encoder):
+    """A build's encoder runs its batches on one-thread sessions in parallel (throughput): same vectors, in order."""
+    graph, record_path = onnx_paths(example_index / "cache", encoder.fingerprint, "fp32")
+    record = onnx_encoder.read_record(record_path)
+    build = OnnxEncoder(encoder.ref, encoder.fingerprint, graph, record, 2, parallel_batches=True)
+    query = load_query_encoder(encoder.ref, example_index / "cache")
+    texts = QUESTIONS * 3  # several batches of 4, of different lengths
+
+    assert np.allclose(build.encode(texts[:7], batch_size=4), query.encode(texts[:7], batch_size=4), atol=1e-5)
+    assert len(build._batch_sessions) == 1  # two batches: not worth a second session
+    assert np.allclose(build.encode(texts, batch_size=4), query.encode(texts, batch_size=4), atol=1e-5)
+    assert len(build._batch_sessions) == 2 and build.single_session is build.session
+
+    import threading
+
+    first, called = build._batch_sessions[0], threading.Event()
+    first_run = first.run
+
+    def broken(*args, **kwargs):
+        called.set()
+        raise RuntimeError("the second session failed")
+
+    def waiting(*args, **kwargs):  # the first session leaves batches for the second
+        called.wait(30)
+        return first_run(*args, **kwargs)
+
+    build._batch_sessions[1].run, first.run = broken, waiting
+    with pytest.raises(RuntimeError, match="the second session failed"):
+        build.encode(texts, batch_size=4)

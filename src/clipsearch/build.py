@@ -179,7 +179,8 @@ def corpus_encoder_for(
     if record is not None and record["verified"]:
         graph = onnx_paths(cache_dir, model_fingerprint, "fp32")[0]
         threads = len(os.sched_getaffinity(0))
-        return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False)
+        return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False,
+                           parallel_batches=True)
     return torch_encoder or Encoder.load(ref)
 
 
