@@ -9,9 +9,10 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   batched ``encode`` of the same texts; a rebuild with 1 % of the clips changed (library call and whole CLI
   wall time); top-10 agreement of searches with the ONNX encoder against torch over all dev questions;
 - at each ``--sizes`` clip count, a synthetic corpus (see ``scale_corpus``): recall@10/@100 of each HNSW field
-  against exact search, where a search's time goes (``search_stages``), index RAM, then ``clipsearch serve`` under a load client in this process:
-  ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's and the server's CPU, the server's
-  peak RSS and, at the end, its anonymous and file-backed (memory-mapped, reclaimable) pages;
+  against exact search, where a search's time goes (``search_stages``), index RAM, then ``clipsearch serve``
+  under a load client in this process: ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's
+  and the server's CPU, the server's peak RSS and, at the end, its anonymous and file-backed (memory-mapped,
+  reclaimable) pages;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load.
 
 Scale corpora: the first 408 clips are the real ones with their real vectors. Each further clip takes a real

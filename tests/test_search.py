@@ -69,6 +69,7 @@ def test_a_search_alone_runs_its_vector_searches_on_helper_threads_too(example_i
     """Alone, a search's vector searches are shared with a helper thread (while it runs BM25); beside another
     search, all run on its own thread. The answer is the same either way, and as with one search thread."""
     import threading
+    import time
 
     searcher = Searcher.open(example_index, search_threads=2)
     ranked_alone = Searcher(searcher.index, searcher.encoder, search_threads=1)
@@ -78,6 +79,7 @@ def test_a_search_alone_runs_its_vector_searches_on_helper_threads_too(example_i
 
     def found_by(name, *args):
         threads_of.setdefault(name, set()).add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for a helper to take a field (20 clips are searched in microseconds)
         return original_found_by(name, *args)
 
     def encode(texts, **options):
