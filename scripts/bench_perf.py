@@ -246,9 +246,8 @@ def cli_build(source: Path, out: Path) -> tuple[float, dict]:
     done = subprocess.run([sys.executable, "-m", "clipsearch", "index", "build", str(source), "--out", str(out),
                            "--quiet"], check=True, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - began
-    found = re.search(r"(\d+) clips, .* ([\d.]+) clips/s \((\d+) texts encoded, (\d+) from cache\)", done.stdout)
-    clips, per_s, encoded, cached = int(found[1]), float(found[2]), int(found[3]), int(found[4])
-    return wall, {"seconds": clips / per_s, "encoded": encoded, "cached": cached}
+    found = re.search(r"clips/s in ([\d.]+) s \((\d+) texts encoded, (\d+) from cache\)", done.stdout)
+    return wall, {"seconds": float(found[1]), "encoded": int(found[2]), "cached": int(found[3])}
 
 
 def write_changed(clips: list[Clip], path: Path, fraction: float) -> int:

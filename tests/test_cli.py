@@ -109,7 +109,7 @@ def test_build_reports_clips_vectors_and_speed(tea_index):
     assert result.exit_code == 0, result.output
     last = result.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"built ix version \S+: 3 clips, \d+ vectors, [\d.]+ clips/s "
+        r"built ix version \S+: 3 clips, \d+ vectors, [\d.]+ clips/s in [\d.]+ s "
         r"\(0 texts encoded, \d+ from cache\)",
         last,
     ), last

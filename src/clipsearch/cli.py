@@ -151,7 +151,8 @@ def index_build(
             raise fail(exc) from None
     typer.echo(
         f"built {out} version {result.index.version}: {result.clips} clips, {result.vectors} vectors, "
-        f"{result.clips_per_second:.1f} clips/s ({result.encoded} texts encoded, {result.cached} from cache)"
+        f"{result.clips_per_second:.1f} clips/s in {result.seconds:.2f} s ({result.encoded} texts encoded, "
+        f"{result.cached} from cache)"
     )
 
 
