@@ -183,11 +183,13 @@ class Searcher:
             alone = self._in_flight == 1
         try:
             rows = self._rows_matching(filters)
+            if self._nothing_to_rank(k, rows):
+                return Answer(query, False, [])  # not even encoded
             # Alone, the question is encoded on all the encoder's threads while a helper thread scores it with
             # BM25, and its vector searches and ranking are shared with the helpers (latency); with other searches
             # in flight, all runs on this thread: their work fills the other cores, more threads would contend.
             lexical = None
-            if alone and self._helpers is not None and k > 0:
+            if alone and self._helpers is not None:
                 lexical = self._helpers.submit(self.index.bm25.match, query, _fetch(k), rows)
             vector = self.encoder.encode([query], threads=None if alone else 1)
             return self._search(query, vector, k, rows, collapse, group_by, lexical)
@@ -213,9 +215,7 @@ class Searcher:
         self, query: str, vector: np.ndarray, k: int, rows: np.ndarray | None, collapse: bool, group_by: str | None,
         lexical: Future | None = None,
     ) -> Answer:
-        if k <= 0 or (rows is not None and len(rows) == 0) or not len(self.index.clips):
-            if lexical is not None:
-                lexical.cancel()
+        if self._nothing_to_rank(k, rows):
             return Answer(query, False, [])
         candidates, components = self.components(query, vector, _fetch(k), rows, lexical=lexical)
         fused = self.fusion.score_many(components)
@@ -232,6 +232,10 @@ class Searcher:
                 kept.append((int(at), []))
         hits = [self._hit(at, float(fused[at]), candidates, components, overlapping) for at, overlapping in kept]
         return self._calibrated(query, hits)
+
+    def _nothing_to_rank(self, k: int, rows: np.ndarray | None) -> bool:
+        """No clip can be answered: none asked for, none left by the filters, or an empty index."""
+        return k <= 0 or (rows is not None and len(rows) == 0) or not len(self.index.clips)
 
     def components(
         self, query: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None = None, *,
