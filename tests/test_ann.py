@@ -26,6 +26,10 @@ def test_a_field_gets_its_type_by_its_size():
         "flat", "flat", "hnsw", "hnsw", "ivf_sq8", "ivf_sq8"]
     assert [limits.type_for(n, span=True) for n in (100, 1001, 5000, 5001)] == ["flat", "ivf_sq8", "ivf_sq8",
                                                                                 "rank_only"]
+    passages = ann.Limits(flat_max_vectors=100, float_max_vectors=1000, passage_search_max_vectors=2000)
+    assert [passages.type_for(n, span=True, passage=True) for n in (100, 2000, 2001)] == ["flat", "ivf_sq8",
+                                                                                        "rank_only"]
+    assert passages.type_for(2001, span=True) == "ivf_sq8"  # sentences keep their index
 
 
 @pytest.mark.parametrize("with_ids", [False, True], ids=["positions", "id map"])
@@ -217,3 +221,31 @@ def test_a_compact_index_answers_as_the_flat_one(compact_and_flat, encoder):
     assert np.array_equal(rows, reference) and np.allclose(scores, reference_scores, atol=2e-3)
     scores, positions = compact.search("sentence", vector, 5)  # rank-only: an exact scan of the float16 vectors
     assert np.array_equal(positions, flat.search("sentence", vector, 5)[1])
+
+
+def test_above_the_passage_limit_passages_only_rank_and_the_other_fields_read_deeper(hnsw_and_flat, encoder,
+                                                                                     monkeypatch):
+    _, flat = hnsw_and_flat
+    ranked = build_index(EXAMPLE_CORPUS, flat.root.parent / "ranked", cache_dir=flat.root / "cache",
+                         passage_search_max_vectors=0).index
+    assert {f: i["type"] for f, i in ranked.manifest["index_types"].items()} == {
+        "question": "flat", "answer": "flat", "sentence": "flat", "passage": "rank_only"}
+    assert ranked.manifest["passage_search_max_vectors"] == 0
+    depths: dict[str, int] = {}
+    search = ClipIndex.search
+
+    def recording(index, field, vector, k, rows=None):
+        depths[field] = k
+        return search(index, field, vector, k, rows)
+
+    monkeypatch.setattr(ClipIndex, "search", recording)
+    question = "how fine should I grind for espresso"
+    answer = Searcher(ranked, encoder, search_threads=1).search(question, k=10)
+
+    # questions, answers and sentences (2 per clip) read 1.4 x 50 deep; passages find nothing but still rank
+    assert depths == {"question": 70, "answer": 70, "sentence": 140}
+    assert answer.results[0].scores["passage"] is not None
+    depths.clear()
+    reference = Searcher(flat, encoder, search_threads=1).search(question, k=10)
+    assert depths == {"question": 50, "answer": 50, "sentence": 100, "passage": 100}
+    assert answer.results[0].clip.id == reference.results[0].clip.id

@@ -107,12 +107,15 @@ def test_build_reports_clips_vectors_and_speed(tea_index):
     result = invoke("index", "build", "tea.jsonl", "--out", "ix", "--quiet")
 
     assert result.exit_code == 0, result.output
-    last = result.stdout.strip().splitlines()[-1]
+    built, seconds = result.stdout.strip().splitlines()[-2:]
     assert re.fullmatch(
         r"built ix version \S+: 3 clips, \d+ vectors, [\d.]+ clips/s in [\d.]+ s "
         r"\(0 texts encoded, \d+ from cache\)",
-        last,
-    ), last
+        built,
+    ), built
+    assert re.fullmatch(
+        r"  seconds: reading [\d.]+, model and ONNX exports [\d.]+, embedding [\d.]+, indexing [\d.]+", seconds
+    ), seconds
     assert len(list((tea_index / "versions").iterdir())) == 2
     assert ask_json("when is my starter ready to bake with?", "--index", "ix")["results"][0]["id"] == "bread-1"
 

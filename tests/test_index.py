@@ -123,6 +123,8 @@ def test_unchanged_text_is_never_embedded_again(garden):
     out, corpus = garden
     again = build_index([corpus], out)
     assert again.encoded == 0 and again.cached > 0
+    assert set(again.phases) == {"read", "encoder", "embed", "index"}
+    assert 0 < sum(again.phases.values()) <= again.seconds
     changed = write_jsonl(corpus, [*GARDEN, {**GARDEN[0], "id": "g4", "question": "Do roses like full sun?"}])
     assert build_index([changed], out).encoded == 1
 

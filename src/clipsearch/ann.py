@@ -17,7 +17,12 @@ manifest (``index_types``) and saved with the version, so nothing is rebuilt at 
   efSearch 256) gave 0.923 and, over 8-bit codes, 0.787 (issue 7).
 - ``rank_only``: sentence and passage fields above ``span_search_max_vectors`` (2,000,000) get no index: their
   float16 vectors are read only to rank the candidate clips the other fields and BM25 find. A million clips hold
-  about 6 million sentences; an index of them would not fit a 2.5 GB budget.
+  about 6 million sentences; an index of them would not fit a 2.5 GB budget. The passage field is rank-only
+  already above ``passage_search_max_vectors`` (50,000): an IVF of passages was the costliest part of a search at
+  100k clips (4.4 ms of 428k passages at nprobe 128, where the sentence IVF took 2.0) and the candidates it added
+  are found when the other fields read deeper (the searcher reads them 1.4 times as deep when a field only ranks):
+  TutorialVQA dev questions over the 100k-clip synthetic corpus, Recall@10 / MRR@10 0.5430 / 0.4320 with
+  passages searched, 0.5438 / 0.4345 without and deeper, search 10.0 -> 7.2 ms on one thread (issue 7).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ FLOAT_MAX_VECTORS = 50_000
 #: Sentence and passage fields with more vectors than this get no index; the default of
 #: ``--span-search-max-vectors``.
 SPAN_SEARCH_MAX_VECTORS = 2_000_000
+#: A passage field with more vectors than this gets no index; the default of ``--passage-search-max-vectors``.
+PASSAGE_SEARCH_MAX_VECTORS = 50_000
 HNSW_PARAMS = {"M": 32, "efConstruction": 40, "efSearch": 256}
 #: ``nprobe``: inverted lists scanned a query; ``rerank``: how many times k codes are re-ranked exactly.
 IVF_SQ8_PARAMS = {"nprobe": 32, "rerank": 4}
@@ -58,10 +65,14 @@ class Limits:
     flat_max_vectors: int = FLAT_MAX_VECTORS
     float_max_vectors: int = FLOAT_MAX_VECTORS
     span_search_max_vectors: int = SPAN_SEARCH_MAX_VECTORS
+    passage_search_max_vectors: int = PASSAGE_SEARCH_MAX_VECTORS
 
-    def type_for(self, count: int, *, span: bool) -> str:
-        """The type of a field of ``count`` vectors; only sentence and passage fields (``span``) may be rank-only."""
+    def type_for(self, count: int, *, span: bool, passage: bool = False) -> str:
+        """The type of a field of ``count`` vectors; only sentence and passage fields (``span``) may be rank-only,
+        passages (``passage``) from a lower count."""
         if span and count > self.span_search_max_vectors:
+            return RANK_ONLY
+        if passage and count > self.passage_search_max_vectors:
             return RANK_ONLY
         if count <= self.flat_max_vectors:
             return FLAT

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +65,9 @@ class BuildResult:
     encoded: int
     cached: int
     seconds: float
+    #: where the seconds went: ``read`` (the sources), ``encoder`` (model load and ONNX exports, when the cache
+    #: lacks them), ``embed`` (texts not in the embedding cache), ``index`` (vector indexes, files, the switch)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def clips_per_second(self) -> float:
@@ -88,6 +91,7 @@ def build_index(
     flat_max_vectors: int = ann.FLAT_MAX_VECTORS,
     float_max_vectors: int = ann.FLOAT_MAX_VECTORS,
     span_search_max_vectors: int = ann.SPAN_SEARCH_MAX_VECTORS,
+    passage_search_max_vectors: int = ann.PASSAGE_SEARCH_MAX_VECTORS,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
@@ -107,6 +111,7 @@ def build_index(
         flat_max_vectors, float_max_vectors, span_search_max_vectors: where a field switches from exact flat
             search to HNSW, to IVF over 8-bit codes with float16 vectors on disk, and (sentence and passage fields
             only) to no index at all (see :mod:`clipsearch.ann`).
+        passage_search_max_vectors: where the passage field gets no index (its vectors only rank).
         onnx_precision: the ONNX query encoder to export (verified) into the cache directory unless it is there
             already, so serving never exports; None: none (beyond the fp32 one an ``onnx`` corpus encoder needs).
         corpus_encoder: what embeds the clips (see :func:`corpus_encoder_for`): ``onnx`` or ``torch``.
@@ -117,9 +122,11 @@ def build_index(
         IndexBusy: another build of ``out`` is running.
     """
     began = time.perf_counter()
+    phases: dict[str, float] = {}
     sources = [Path(s) for s in sources]
     segmentation = segmentation or Segmentation()
     clips = read_clips(sources, segmentation)
+    phases["read"] = time.perf_counter() - began
     out = Path(out)
     _check_writable_index_dir(out)
     if corpus_encoder not in CORPUS_ENCODERS:
@@ -128,7 +135,9 @@ def build_index(
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out):
         cache_dir = Path(cache_dir or out / "cache")
+        mark = time.perf_counter()
         encoder = corpus_encoder_for(ref, cache_dir, corpus_encoder, onnx_precision)
+        phases["encoder"], mark = time.perf_counter() - mark, time.perf_counter()
         cache = EmbeddingCache(cache_dir / "embeddings.sqlite")
         try:
             vectors, encoded, cached = _embed(
@@ -136,17 +145,20 @@ def build_index(
             )
         finally:
             cache.close()
+        phases["embed"], mark = time.perf_counter() - mark, time.perf_counter()
         model_name, model_source = _portable_model(encoder, out)
         version = _write_version(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
             calibration if calibration is not None else calibration_for(encoder),
-            ann.Limits(flat_max_vectors, float_max_vectors, span_search_max_vectors), segmentation,
+            ann.Limits(flat_max_vectors, float_max_vectors, span_search_max_vectors, passage_search_max_vectors),
+            segmentation,
         )
         index = ClipIndex.load_version(out, version)
         switch_current(out, version.name)
         prune_versions(out, keep_versions)
+        phases["index"] = time.perf_counter() - mark
     total = sum(len(rows) for _, rows in vectors.values())
-    return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began)
+    return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began, phases)
 
 
 def ranking_for(encoder: Encoder) -> Fusion:
@@ -342,7 +354,7 @@ def _write_version(
         for kind, (matrix, table) in vectors.items():
             span = kind in SPAN_FILES
             index_name = SPAN_FILES[kind][0] if span else VECTOR_FILES[kind]
-            kind_type = limits.type_for(len(matrix), span=span)
+            kind_type = limits.type_for(len(matrix), span=span, passage=kind == "passage")
             probes = _probe_queries(vectors, kind) if kind_type == ann.IVF_SQ8 else None
             index, types[kind] = ann.build(matrix, None if span else table[:, 0], kind_type, probes)
             if index is not None:

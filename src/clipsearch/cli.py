@@ -91,6 +91,13 @@ def index_build(
             help=Settings.model_fields["span_search_max_vectors"].description,
         ),
     ] = Settings.model_fields["span_search_max_vectors"].default,
+    passage_search_max_vectors: Annotated[
+        int,
+        typer.Option(
+            min=0, envvar=f"{ENV_PREFIX}PASSAGE_SEARCH_MAX_VECTORS",
+            help=Settings.model_fields["passage_search_max_vectors"].description,
+        ),
+    ] = Settings.model_fields["passage_search_max_vectors"].default,
     corpus_encoder: Annotated[
         CorpusEncoder,
         typer.Option(envvar=f"{ENV_PREFIX}CORPUS_ENCODER", help=Settings.model_fields["corpus_encoder"].description),
@@ -143,7 +150,8 @@ def index_build(
             result = build_index(
                 sources, out, model=model, cache_dir=cache_dir, keep_versions=keep_versions,
                 flat_max_vectors=flat_max_vectors, float_max_vectors=float_max_vectors,
-                span_search_max_vectors=span_search_max_vectors, segmentation=segmentation,
+                span_search_max_vectors=span_search_max_vectors,
+                passage_search_max_vectors=passage_search_max_vectors, segmentation=segmentation,
                 corpus_encoder=corpus_encoder.value,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
@@ -153,6 +161,11 @@ def index_build(
         f"built {out} version {result.index.version}: {result.clips} clips, {result.vectors} vectors, "
         f"{result.clips_per_second:.1f} clips/s in {result.seconds:.2f} s ({result.encoded} texts encoded, "
         f"{result.cached} from cache)"
+    )
+    phases = result.phases
+    typer.echo(
+        f"  seconds: reading {phases['read']:.2f}, model and ONNX exports {phases['encoder']:.2f}, "
+        f"embedding {phases['embed']:.2f}, indexing {phases['index']:.2f}"
     )
 
 
