@@ -13,7 +13,10 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   under a load client in this process: ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's
   and the server's CPU, the server's peak RSS and, at the end, its anonymous and file-backed (memory-mapped,
   reclaimable) pages;
-- with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load.
+- the floor of an HTTP search: a FastAPI app on uvicorn that only encodes the question (``floor_app``), and the
+  same app without encoding, under the 1-client load;
+- with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load, and
+  clipsearch serving the same 408 clips.
 
 Scale corpora: the first 408 clips are the real ones with their real vectors. Each further clip takes a real
 clip's question and an answer recombined from real answer sentences (the real clip's, one of them swapped for
