@@ -667,8 +667,8 @@ def http_floor(cache_dir: Path, pool: list[str], args) -> dict:
     for name, encode in (("floor", "1"), ("bare", "0")):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_perf:floor_app", "--app-dir", str(REPO / "scripts"),
-               "--port", str(port), "--log-level", "warning"]
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench_perf:floor_app", "--app-dir",
+               str(REPO / "scripts"), "--port", str(port), "--log-level", "warning"]
         env = {"HF_HUB_OFFLINE": "1", "FLOOR_CACHE": str(cache_dir), "FLOOR_ENCODE": encode}
         with tempfile.TemporaryFile("w+") as log:
             process = serve(cmd, env, url, "/readyz", log)

@@ -242,7 +242,7 @@ def test_above_the_passage_limit_passages_only_rank_and_the_other_fields_read_de
     question = "how fine should I grind for espresso"
     answer = Searcher(ranked, encoder, search_threads=1).search(question, k=10)
 
-    # questions, answers and sentences (2 per clip) read 1.4 x 50 deep; passages find nothing but still rank
+    # questions, answers and sentences (spans read twice as deep) read 1.4 x 50; passages find nothing, still rank
     assert depths == {"question": 70, "answer": 70, "sentence": 140}
     assert answer.results[0].scores["passage"] is not None
     depths.clear()

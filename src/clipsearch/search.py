@@ -396,8 +396,6 @@ class Searcher:
         return Hit(clip, round(score, 6), matched, scores, highlight, overlapping)
 
 
-
-
 def _check_group_by(group_by: str | None) -> None:
     if group_by is not None and group_by not in GROUP_BY:
         raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
