@@ -48,6 +48,25 @@ class CorpusEncoder(str, Enum):
     torch = "torch"
 
 
+def _setting(name: str, *flags: str, **options) -> typer.models.OptionInfo:
+    """The option of setting ``name``: its env var and help come from the one Settings table."""
+    info = Settings.model_fields[name]
+    return typer.Option(*flags, envvar=f"{ENV_PREFIX}{name.upper()}", help=info.description, **options)
+
+
+def _default(name: str):
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
+# Where a field's index type changes (index build)
+FlatMaxVectorsOption = Annotated[int, _setting("flat_max_vectors", "--flat-max-vectors", min=0)]
+FloatMaxVectorsOption = Annotated[int, _setting("float_max_vectors", "--float-max-vectors", min=0)]
+SpanSearchMaxVectorsOption = Annotated[int, _setting("span_search_max_vectors", "--span-search-max-vectors", min=0)]
+PassageSearchMaxVectorsOption = Annotated[
+    int, _setting("passage_search_max_vectors", "--passage-search-max-vectors", min=0)
+]
+
+
 def fail(exc: ClipsearchError) -> typer.Exit:
     """Print a domain error and exit: 2 for bad input, 1 for everything else."""
     typer.echo(f"error: {exc}", err=True)
@@ -72,32 +91,10 @@ def index_build(
         typer.Option("--cache-dir", envvar=f"{ENV_PREFIX}CACHE_DIR", help="Embedding cache. Default: OUT/cache."),
     ] = None,
     keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
-    flat_max_vectors: Annotated[
-        int,
-        typer.Option(
-            min=0, envvar=f"{ENV_PREFIX}FLAT_MAX_VECTORS", help=Settings.model_fields["flat_max_vectors"].description
-        ),
-    ] = Settings.model_fields["flat_max_vectors"].default,
-    float_max_vectors: Annotated[
-        int,
-        typer.Option(
-            min=0, envvar=f"{ENV_PREFIX}FLOAT_MAX_VECTORS", help=Settings.model_fields["float_max_vectors"].description
-        ),
-    ] = Settings.model_fields["float_max_vectors"].default,
-    span_search_max_vectors: Annotated[
-        int,
-        typer.Option(
-            min=0, envvar=f"{ENV_PREFIX}SPAN_SEARCH_MAX_VECTORS",
-            help=Settings.model_fields["span_search_max_vectors"].description,
-        ),
-    ] = Settings.model_fields["span_search_max_vectors"].default,
-    passage_search_max_vectors: Annotated[
-        int,
-        typer.Option(
-            min=0, envvar=f"{ENV_PREFIX}PASSAGE_SEARCH_MAX_VECTORS",
-            help=Settings.model_fields["passage_search_max_vectors"].description,
-        ),
-    ] = Settings.model_fields["passage_search_max_vectors"].default,
+    flat_max_vectors: FlatMaxVectorsOption = _default("flat_max_vectors"),
+    float_max_vectors: FloatMaxVectorsOption = _default("float_max_vectors"),
+    span_search_max_vectors: SpanSearchMaxVectorsOption = _default("span_search_max_vectors"),
+    passage_search_max_vectors: PassageSearchMaxVectorsOption = _default("passage_search_max_vectors"),
     corpus_encoder: Annotated[
         CorpusEncoder,
         typer.Option(envvar=f"{ENV_PREFIX}CORPUS_ENCODER", help=Settings.model_fields["corpus_encoder"].description),
@@ -167,16 +164,6 @@ def index_build(
         f"  seconds: reading {phases['read']:.2f}, model and ONNX exports {phases['encoder']:.2f}, "
         f"embedding {phases['embed']:.2f}, indexing {phases['index']:.2f}"
     )
-
-
-def _setting(name: str, *flags: str, **options) -> typer.models.OptionInfo:
-    """The option of setting ``name``: its env var and help come from the one Settings table."""
-    info = Settings.model_fields[name]
-    return typer.Option(*flags, envvar=f"{ENV_PREFIX}{name.upper()}", help=info.description, **options)
-
-
-def _default(name: str):
-    return Settings.model_fields[name].get_default(call_default_factory=True)
 
 
 QueryEncoderOption = Annotated[str, _setting("query_encoder", "--query-encoder")]
