@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clipsearch.build import build_index
-from clipsearch.encoder import Encoder
+from clipsearch.encode.torch_encoder import Encoder
+from clipsearch.index.build import build_index
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

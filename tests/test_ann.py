@@ -5,13 +5,13 @@ from __future__ import annotations
 import faiss
 import numpy as np
 import pytest
-
-from clipsearch import ann, build
-from clipsearch.build import build_index
-from clipsearch.index import ClipIndex
-from clipsearch.search import Searcher
 from conftest import EXAMPLE_CORPUS
 from test_onnx_encoder import QUESTIONS
+
+from clipsearch.index import ann, build
+from clipsearch.index.build import build_index
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.search.searcher import Searcher
 
 
 def unit_vectors(count: int, dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -163,7 +163,7 @@ def test_the_manifest_records_the_index_type_and_its_parameters(hnsw_and_flat):
 def test_an_hnsw_index_is_loaded_from_disk_and_answers_as_the_flat_one(hnsw_and_flat, encoder):
     hnsw, flat = hnsw_and_flat
     reopened = ClipIndex.open(hnsw.root)  # read back from disk, nothing rebuilt
-    assert isinstance(faiss.downcast_index(reopened.vectors["answer"].index.index), faiss.IndexHNSWFlat)
+    assert isinstance(faiss.downcast_index(reopened.store.vectors["answer"].index.index), faiss.IndexHNSWFlat)
     ours, theirs = Searcher(reopened, encoder), Searcher(flat, encoder)
 
     for question in QUESTIONS[:10]:
@@ -200,7 +200,7 @@ def test_large_fields_keep_8_bit_codes_in_the_index_and_float16_vectors_on_disk(
     files = set(compact.manifest["files"])
     assert {"questions.f16.npy", "answers.f16.npy", "sentences.f16.npy", "passages.f16.npy"} <= files
     assert "sentences.faiss" not in files and "passages.faiss" in files
-    assert isinstance(compact.vectors["answer"].matrix.base, np.memmap)
+    assert isinstance(compact.store.vectors["answer"].matrix.base, np.memmap)
     assert not compact.searchable("sentence") and compact.searchable("passage")
 
 

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import DATA, EXAMPLE_CORPUS, EXAMPLES, LiveServer, read_jsonl
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from clipsearch.build import build_index, switch_current
 from clipsearch.cli import app
-from clipsearch.schemas import AnswerBody
+from clipsearch.index.build import build_index
+from clipsearch.index.layout import switch_current
+from clipsearch.serve.schemas import AnswerBody
 from clipsearch.settings import Settings, settings_table
-from conftest import DATA, EXAMPLE_CORPUS, EXAMPLES, LiveServer, read_jsonl
 
 QUESTIONS = {q["qid"]: q for q in read_jsonl(EXAMPLES / "questions.jsonl")}
 STREAM = [

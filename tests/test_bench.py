@@ -8,14 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES
 from typer.testing import CliRunner
 
-from clipsearch.benchmark import LabelledQuery, read_queries, run_benchmark
-from clipsearch.build import build_index
 from clipsearch.cli import app
 from clipsearch.errors import CorpusError
-from clipsearch.search import Searcher
-from conftest import EXAMPLES
+from clipsearch.evaluate.benchmark import LabelledQuery, read_queries, run_benchmark
+from clipsearch.index.build import build_index
+from clipsearch.search.searcher import Searcher
 
 QUESTIONS = EXAMPLES / "questions.jsonl"
 OFFTOPIC = EXAMPLES / "offtopic.jsonl"

@@ -8,18 +8,19 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE_CORPUS, EXAMPLES
 from typer.testing import CliRunner
 
-from clipsearch.benchmark import read_queries
-from clipsearch.build import build_index
-from clipsearch.calibration import Calibration
 from clipsearch.errors import IndexBusy
-from clipsearch.fitting import collect, fit_calibration, fit_fusion, mrr_at_10
-from clipsearch.index import ClipIndex, current_version_id
-from clipsearch.metrics import abstention
-from clipsearch.ranking import Fusion
-from clipsearch.search import Searcher
-from conftest import EXAMPLE_CORPUS, EXAMPLES
+from clipsearch.evaluate.benchmark import read_queries
+from clipsearch.evaluate.fitting import collect, fit_calibration, fit_fusion, mrr_at_10
+from clipsearch.evaluate.metrics import abstention
+from clipsearch.index.build import build_index
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.layout import current_version_id
+from clipsearch.scoring.calibration import Calibration
+from clipsearch.scoring.fusion import Fusion
+from clipsearch.search.searcher import Searcher
 
 QUESTIONS = EXAMPLES / "questions.jsonl"
 OFFTOPIC = EXAMPLES / "offtopic.jsonl"
@@ -130,7 +131,7 @@ def test_a_malformed_questions_file_names_file_and_line_and_changes_nothing(own_
 def test_calibrate_refuses_while_a_build_holds_the_index(own_index):
     import fcntl
 
-    from clipsearch.fitting import calibrate
+    from clipsearch.evaluate.fitting import calibrate
 
     with open(own_index / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -140,7 +141,7 @@ def test_calibrate_refuses_while_a_build_holds_the_index(own_index):
 
 
 def _top(samples, fusion):
-    from clipsearch.fitting import top_features
+    from clipsearch.evaluate.fitting import top_features
 
     return top_features(samples, fusion)
 
@@ -148,7 +149,7 @@ def _top(samples, fusion):
 def test_the_threshold_takes_the_best_f1_the_answered_rate_allows():
     import numpy as np
 
-    from clipsearch.fitting import choose_threshold
+    from clipsearch.evaluate.fitting import choose_threshold
 
     confidence = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1])
     answerable = np.array([True, True, True, True, False, False, False])

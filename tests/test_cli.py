@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, read_jsonl
 from typer.testing import CliRunner
 
 from clipsearch.cli import app
-from conftest import EXAMPLES, read_jsonl
 
 QUESTIONS = {q["qid"]: q for q in read_jsonl(EXAMPLES / "questions.jsonl")}
 

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
-from clipsearch.clip_store import ClipStore
-from clipsearch.clips import Clip
-from clipsearch.corpus import read_clips
-from clipsearch.errors import IndexCorrupt
-from clipsearch.index import ClipIndex
 from conftest import EXAMPLE_CORPUS
+
+from clipsearch.errors import IndexCorrupt
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.clip_store import ClipStore
+from clipsearch.ingest.clip_record import Clip
+from clipsearch.ingest.corpus import read_clips
 
 CLIPS = [
     Clip("a", "How do I bleed a radiator?", "Open the valve a quarter turn.", 10.0, 25.5, "Home Fix", video_id="v1"),

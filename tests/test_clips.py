@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from clipsearch.clips import Clip, clip_id, format_time, jump_link, parse_time
+from clipsearch.ingest.clip_record import Clip, clip_id, format_time, jump_link, parse_time
 
 
 @pytest.mark.parametrize(

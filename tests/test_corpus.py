@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from clipsearch.clips import Clip, clip_id
-from clipsearch.corpus import ACCEPTED_SHAPES, read_clips, read_file
 from clipsearch.errors import CorpusError
+from clipsearch.ingest.clip_record import Clip, clip_id
+from clipsearch.ingest.corpus import ACCEPTED_SHAPES, read_clips, read_file
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -9,11 +9,12 @@ import shutil
 import numpy as np
 import pytest
 
-from clipsearch.build import _build_lock, build_index
-from clipsearch.encoder import Encoder
+from clipsearch.encode.torch_encoder import Encoder
 from clipsearch.errors import ClipsearchError, IndexBusy, IndexCorrupt, IndexNotFound, ModelMismatch
-from clipsearch.index import ClipIndex, current_version_id
-from clipsearch.search import Searcher
+from clipsearch.index.build import build_index
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.layout import build_lock, current_version_id
+from clipsearch.search.searcher import Searcher
 
 GARDEN = [
     {"id": "g1", "question": "When should I prune roses?", "answer": "Prune roses in late winter, just as the buds "
@@ -131,7 +132,7 @@ def test_unchanged_text_is_never_embedded_again(garden):
 
 def test_a_second_build_of_the_same_directory_waits_its_turn(garden):
     out, corpus = garden
-    with _build_lock(out):
+    with build_lock(out):
         with pytest.raises(IndexBusy, match="another build"):
             build_index([corpus], out)
 
@@ -162,7 +163,7 @@ def test_clips_embedded_by_onnx_are_the_clips_torch_embeds(tmp_path, encoder):
 
     for name in ("question", "answer"):
         rows = [row for row, clip in enumerate(onnx.clips) if name == "answer" or clip.question]
-        cosines = np.sum(onnx.vectors[name].vectors_of(rows) * torch.vectors[name].vectors_of(rows), axis=1)
+        cosines = np.sum(onnx.store.vectors[name].vectors_of(rows) * torch.store.vectors[name].vectors_of(rows), axis=1)
         assert len(rows) and cosines.min() >= 0.999, name
     with pytest.raises(ValueError, match="corpus_encoder"):
         build_index([corpus], tmp_path / "other", corpus_encoder="tensorflow")
@@ -177,7 +178,7 @@ def test_a_rebuild_from_cached_embeddings_never_loads_torch(garden):
     out, corpus = garden
     changed = write_jsonl(corpus.parent / "changed.jsonl", [*GARDEN[:2], {**GARDEN[2], "source": "Soil Hour"}])
     script = (
-        "import sys; from clipsearch.build import build_index; "
+        "import sys; from clipsearch.index.build import build_index; "
         f"result = build_index([{str(changed)!r}], {str(out)!r}); "
         "print(result.encoded, result.cached, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )

@@ -6,8 +6,15 @@ import math
 
 import pytest
 
-from clipsearch.metrics import (
-    RANKING_METRICS, abstention, auroc, moment_hit, moment_metrics, percentiles, ranking_metrics, recall_curve,
+from clipsearch.evaluate.metrics import (
+    RANKING_METRICS,
+    abstention,
+    auroc,
+    moment_hit,
+    moment_metrics,
+    percentiles,
+    ranking_metrics,
+    recall_curve,
 )
 
 # Four answerable questions and one that should not be answered. Each result lists the ids it stands for: its own,

@@ -7,13 +7,14 @@ import logging
 
 import numpy as np
 import pytest
-
-from clipsearch import onnx_encoder
-from clipsearch.benchmark import read_queries
-from clipsearch.encoder import Encoder
-from clipsearch.onnx_encoder import OnnxEncoder, export_onnx, load_query_encoder, onnx_paths
-from clipsearch.search import Searcher
 from conftest import EXAMPLES
+
+from clipsearch.encode import onnx_encoder
+from clipsearch.encode.factory import load_query_encoder
+from clipsearch.encode.onnx_encoder import OnnxEncoder, export_onnx, onnx_paths
+from clipsearch.encode.torch_encoder import Encoder
+from clipsearch.evaluate.benchmark import read_queries
+from clipsearch.search.searcher import Searcher
 
 QUESTIONS = [q.query for q in read_queries([EXAMPLES / "questions.jsonl", EXAMPLES / "offtopic.jsonl"])]
 

@@ -8,7 +8,7 @@ from importlib.resources import files
 
 import pytest
 
-from clipsearch.page import NO_ANSWER, NOT_CONFIDENT, render_search_page
+from clipsearch.serve.search_page import NO_ANSWER, NOT_CONFIDENT, render_search_page
 
 VOID = {"meta", "input", "br", "img", "link", "hr"}
 
@@ -284,6 +284,6 @@ def test_the_empty_page_is_an_accessible_get_form():
 
 
 def test_templates_ship_inside_the_package():
-    web = files("clipsearch") / "web"
+    web = files("clipsearch.serve") / "web"
 
     assert (web / "search.html").is_file() and (web / "style.css").is_file()

@@ -5,9 +5,9 @@ from textwrap import dedent
 
 import pytest
 
-from clipsearch.corpus import read_file
 from clipsearch.errors import CorpusError
-from clipsearch.pages import looks_like_page, parse_page
+from clipsearch.ingest.clip_page import looks_like_page, parse_page
+from clipsearch.ingest.corpus import read_file
 
 #: The real WION page the format was designed from; read in place, never copied into the repository.
 SEED_PAGE = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_54ed5500dd6f44a6.txt"

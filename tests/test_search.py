@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DATA, EXAMPLES, read_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from clipsearch.search import Searcher, top_positive
-from conftest import DATA, EXAMPLES, read_jsonl
+from clipsearch.index.bm25 import top_positive
+from clipsearch.search.searcher import Searcher
 
 EXAMPLE_PARAPHRASES = read_jsonl(EXAMPLES / "questions.jsonl")
 SEED_PARAPHRASES = read_jsonl(DATA / "seed_paraphrases.jsonl")
@@ -155,7 +156,7 @@ OVERLAPPING = [
 
 @pytest.fixture(scope="module")
 def knots(tmp_path_factory, encoder) -> Searcher:
-    from clipsearch.build import build_index
+    from clipsearch.index.build import build_index
 
     folder = tmp_path_factory.mktemp("knots")
     corpus = folder / "knots.jsonl"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clipsearch.segmentation import Segmentation, cut, segment
-from clipsearch.transcripts import Chapter, Cue, Transcript
+from clipsearch.ingest.segmentation import Segmentation, cut, segment
+from clipsearch.ingest.transcripts import Chapter, Cue, Transcript
 
 
 @st.composite

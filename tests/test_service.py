@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE_CORPUS
 from prometheus_client.parser import text_string_to_metric_families
 
-from clipsearch.build import build_index, switch_current
-from clipsearch.encoder import resolve_model
-from clipsearch.service import IndexNotLoaded, Metrics, ReloadRefused, Service
-from conftest import EXAMPLE_CORPUS
+from clipsearch.encode.models import resolve_model
+from clipsearch.index.build import build_index
+from clipsearch.index.layout import switch_current
+from clipsearch.serve.prometheus import Metrics
+from clipsearch.serve.service import IndexNotLoaded, ReloadRefused, Service
 
 DESCALE = {
     "id": "coffee-descale",
@@ -243,7 +245,7 @@ def test_a_server_searches_with_one_torch_and_one_blas_thread_per_request():
     import torch
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from clipsearch.service import one_thread_per_search
+    from clipsearch.search.threads import one_thread_per_search
 
     torch_threads = torch.get_num_threads()
     with threadpool_limits(limits=None):  # restores this test process's BLAS threads on the way out

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from clipsearch.build import build_index
-from clipsearch.corpus import ACCEPTED_SHAPES, read_clips, read_file
 from clipsearch.errors import CorpusError
-from clipsearch.segmentation import Segmentation
-from clipsearch.transcripts import Cue, normalise, read_cues, read_transcript
+from clipsearch.index.build import build_index
+from clipsearch.ingest.corpus import ACCEPTED_SHAPES, read_clips, read_file
+from clipsearch.ingest.segmentation import Segmentation
+from clipsearch.ingest.transcripts import Cue, normalise, read_cues, read_transcript
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -297,9 +297,10 @@ def test_normalise_merges_a_cue_inside_another_and_keeps_times_monotonic():
 
 
 def test_build_and_ask_on_shared_transcripts(transcript_index):
-    from clipsearch.metrics import moment_hit
-    from clipsearch.search import Searcher
     from conftest import TRANSCRIPT_VIDEOS, TUTORIALVQA
+
+    from clipsearch.evaluate.metrics import moment_hit
+    from clipsearch.search.searcher import Searcher
 
     searcher = Searcher.open(transcript_index)
     clips = searcher.index.clips

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE_CORPUS, EXAMPLES
 from typer.testing import CliRunner
 
-from clipsearch.benchmark import read_queries
-from clipsearch.corpus import read_clips
-from clipsearch.tuning import split_by_video, training_pairs
-from conftest import EXAMPLE_CORPUS, EXAMPLES
+from clipsearch.evaluate.benchmark import read_queries
+from clipsearch.evaluate.tuning import split_by_video, training_pairs
+from clipsearch.ingest.corpus import read_clips
 
 QUESTIONS = EXAMPLES / "questions.jsonl"
 

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from clipsearch.clips import format_time
 from clipsearch.errors import ClipsearchError, CorpusError
-from clipsearch.segmentation import Segmentation
+from clipsearch.ingest.clip_record import format_time
+from clipsearch.ingest.segmentation import Segmentation
 from clipsearch.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
@@ -129,7 +129,7 @@ def index_build(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from clipsearch.build import build_index
+    from clipsearch.index.build import build_index
 
     try:
         segmentation = Segmentation(min_clip_seconds, max_clip_seconds, target_clip_seconds, overlap=clip_overlap)
@@ -200,7 +200,7 @@ def ask(
 
         clipsearch ask "how do I fix a flat tyre?" --index index/example -k 3
     """
-    from clipsearch.search import Searcher
+    from clipsearch.search.searcher import Searcher
 
     try:
         settings = Settings(
@@ -281,7 +281,7 @@ def serve(
     """
     import uvicorn
 
-    from clipsearch.api import create_app, uvicorn_log_config
+    from clipsearch.serve.app import create_app, uvicorn_log_config
 
     try:
         settings = Settings(
@@ -339,8 +339,10 @@ def bench(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from clipsearch.benchmark import read_queries, read_reference, run_benchmark
-    from clipsearch.search import Searcher
+    from clipsearch.evaluate.benchmark import read_queries, read_reference, run_benchmark
+    from clipsearch.evaluate.report import render as render_report
+    from clipsearch.evaluate.report import write as write_report
+    from clipsearch.search.searcher import Searcher
 
     root = index.resolve()
     for option, target in (("--report", report), ("--json", json_file)):
@@ -363,13 +365,13 @@ def bench(
             )
     except ClipsearchError as exc:
         raise fail(exc) from None
-    typer.echo(result.text(), nl=False)
+    typer.echo(render_report(result, markdown=False), nl=False)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         typer.echo(f"wrote {json_file}")
     if report is not None:
-        written = result.write_report(report)
+        written = write_report(result, report)
         typer.echo(f"wrote {', '.join(str(p) for p in written)}")
 
 
@@ -395,8 +397,8 @@ def calibrate(
 
         clipsearch calibrate --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
     """
-    from clipsearch.benchmark import read_queries
-    from clipsearch.fitting import calibrate as fit_index
+    from clipsearch.evaluate.benchmark import read_queries
+    from clipsearch.evaluate.fitting import calibrate as fit_index
 
     try:
         done = fit_index(index, read_queries(queries), answered_rate=answered_rate, keep_versions=keep_versions,
@@ -461,8 +463,9 @@ def tune(
 
         clipsearch tune --clips clips.jsonl --queries queries-train.jsonl --dev queries-dev.jsonl --out models/tuned
     """
-    from clipsearch.metrics import RANKING_METRICS
-    from clipsearch.tuning import TuneOptions, tune as run_tune
+    from clipsearch.evaluate.metrics import RANKING_METRICS
+    from clipsearch.evaluate.tuning import TuneOptions
+    from clipsearch.evaluate.tuning import tune as run_tune
 
     options = TuneOptions(epochs=epochs, batch_size=batch_size, max_seq_length=max_seq_length,
                           question_pairs=question_pairs)

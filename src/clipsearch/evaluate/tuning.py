@@ -5,7 +5,7 @@ against every other clip text of its batch) on pairs of a question and the answe
 also that clip's question), plus the corpus' own question -> answer pairs. When no labelled questions are given it trains on the corpus' own
 question -> answer pairs. Then:
 
-1. ranking weights are refitted for the tuned model (a weight grid, :func:`clipsearch.fitting.fit_fusion`) on a
+1. ranking weights are refitted for the tuned model (a weight grid, :func:`clipsearch.evaluate.fitting.fit_fusion`) on a
    slice of the training videos that was kept out of training, and written into the model directory as
    ``clipsearch_ranking.json``, which ``index build --model DIR`` records in the manifest;
 2. the default model (with the shipped weights) and the tuned one (with its weights) are benchmarked on the dev
@@ -33,15 +33,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipsearch import metrics
-from clipsearch.benchmark import LabelledQuery, read_queries
-from clipsearch.build import RANKING_FILE, build_index
-from clipsearch.clips import Clip
-from clipsearch.corpus import read_clips
-from clipsearch.encoder import Encoder
+from clipsearch.encode.torch_encoder import Encoder
 from clipsearch.errors import ClipsearchError
-from clipsearch.fitting import collect, fit_fusion
-from clipsearch.search import Searcher
+from clipsearch.evaluate import metrics
+from clipsearch.evaluate.benchmark import LabelledQuery, read_queries
+from clipsearch.evaluate.fitting import collect, fit_fusion
+from clipsearch.index.build import RANKING_FILE, build_index
+from clipsearch.ingest.clip_record import Clip
+from clipsearch.ingest.corpus import read_clips
+from clipsearch.search.searcher import Searcher
 
 #: Share of the training videos held out of training to fit the ranking weights, and, without ``dev_files``,
 #: share held out as the dev set.
@@ -217,7 +217,10 @@ def fine_tune(
     """Train a copy of ``encoder``'s model on (anchor, positive) pairs with in-batch negatives; save it to ``out``."""
     from datasets import Dataset
     from sentence_transformers import (
-        SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses,
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
     )
     from sentence_transformers.training_args import BatchSamplers
     from transformers import TrainerCallback

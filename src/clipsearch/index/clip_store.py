@@ -2,7 +2,7 @@
 
 A search needs a few fields of every clip (to filter, to collapse overlapping clips and to group by video) and the
 whole record of only the clips it returns. The store therefore keeps those few fields as arrays (:class:`Columns`)
-and the byte offset of each clip's line; a :class:`~clipsearch.clips.Clip` is parsed from the memory-mapped file
+and the byte offset of each clip's line; a :class:`~clipsearch.ingest.clip_record.Clip` is parsed from the memory-mapped file
 only when asked for. At a million clips the records as Python objects took more RAM than all the vectors (issue 7).
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.clips import Clip
 from clipsearch.errors import IndexCorrupt
+from clipsearch.ingest.clip_record import Clip
 
 #: The clip fields kept as columns, for filters and grouping (codes into a table of their distinct values).
 CODED_FIELDS = ("source", "video_id")

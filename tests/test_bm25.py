@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from clipsearch import lexical
-from clipsearch.index import ClipIndex
-from clipsearch.search import Searcher
 from test_onnx_encoder import QUESTIONS
+
+from clipsearch.index import bm25 as lexical  # the module; the fixture below is named bm25
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.search.searcher import Searcher
 
 QUERIES = ["how fine should I grind coffee for espresso", "my bike chain squeaks", "bleed a radiator valve",
            "the the the", "espresso espresso grind"]

@@ -5,64 +5,25 @@ version (and the model its manifest names, when that differs) beside the one in 
 reference. Callers take ``service.searcher`` once per request, so requests in flight finish on the version
 they started with.
 A version that fails to load is refused: the previous one keeps serving and ``status()`` says what went wrong.
-
-``Metrics`` holds the Prometheus metrics of one served app. Nothing here knows about HTTP.
+Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from clipsearch.encoder import resolve_model
+from clipsearch.encode.factory import load_query_encoder
+from clipsearch.encode.models import resolve_model
 from clipsearch.errors import ClipsearchError, IndexNotFound
-from clipsearch.index import ClipIndex, current_version_path
-from clipsearch.onnx_encoder import load_query_encoder
-from clipsearch.search import Searcher
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.layout import current_version_path
+from clipsearch.search.searcher import Searcher
 
 log = logging.getLogger("clipsearch.service")
-
-
-def one_thread_per_search() -> None:
-    """Encode and rank each query on the thread that asks it, without torch's intra-op thread pool or the BLAS
-    library's (numpy's) threads; the ONNX encoder takes its own setting, ``encoder_threads``.
-
-    A server answers many short queries at once from a thread pool; intra-op threads only contend with each
-    other there. Measured on a busy 2-core machine (issue 4): a search took ~700 ms through the HTTP thread
-    pool with torch's default threads and ~50 ms with one. The BLAS threads (OpenBLAS, for the ranking's small
-    matrix products) spin between products: on an idle 2-core machine, 10k clips, one BLAS thread took the
-    server's CPU per request from 44 to 26-28 ms and 4-client throughput from 53 to 61-66 req/s, at the same
-    1-client latency (issue 7).
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1, user_api="blas")  # process-wide, kept after this call returns
-
-
-_omp = threading.local()
-
-
-def one_omp_thread_here() -> None:
-    """Let FAISS use one OpenMP thread on the calling thread.
-
-    ``faiss.omp_set_num_threads`` sets a per-thread value: called once at startup it leaves the HTTP thread
-    pool's workers at one OpenMP thread per core each (issue 7), so each worker sets its own, once.
-    """
-    if not getattr(_omp, "pinned", False):
-        import faiss
-
-        faiss.omp_set_num_threads(1)
-        _omp.pinned = True
 
 
 class IndexNotLoaded(ClipsearchError):
@@ -255,91 +216,3 @@ class Service:
             self._thread = None
 
 
-class Metrics:
-    """The Prometheus metrics of one served app, in its own registry (apps in one process never share counts).
-
-    Requests and answers are counted as they happen; the index gauges and reload counters are read from the
-    service when scraped.
-    """
-
-    LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-    content_type = CONTENT_TYPE_LATEST
-
-    def __init__(self, service: Service):
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "clipsearch_http_requests",
-            "HTTP requests by route, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "clipsearch_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route.",
-            ["route"],
-            buckets=self.LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.answers = Counter(
-            "clipsearch_answers",
-            "Questions asked, by whether they were answered (false: no result, or none confident enough).",
-            ["answered"],
-            registry=self.registry,
-        )
-        for answered in ("true", "false"):
-            self.answers.labels(answered=answered)
-        self.registry.register(_ServiceCollector(service))
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route=route, method=method, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
-
-    def observe_answer(self, answered: bool) -> None:
-        self.answers.labels(answered="true" if answered else "false").inc()
-
-    def exposition(self) -> bytes:
-        """The metrics in the Prometheus text format."""
-        return generate_latest(self.registry)
-
-
-class _ServiceCollector:
-    """The state of a Service as metrics, read at scrape time."""
-
-    def __init__(self, service: Service):
-        self.service = service
-
-    def collect(self):
-        service = self.service
-        searcher = service._searcher
-        loaded = GaugeMetricFamily("clipsearch_index_loaded", "1 while an index is loaded and answering.")
-        loaded.add_metric([], 1 if searcher else 0)
-        yield loaded
-        error = GaugeMetricFamily(
-            "clipsearch_index_reload_error",
-            "1 while the version DIR/current names is refused or missing (the loaded one keeps serving).",
-        )
-        error.add_metric([], 1 if service.error else 0)
-        yield error
-        yield CounterMetricFamily(
-            "clipsearch_index_reloads", "New index versions swapped in while serving.", value=service.reloads
-        )
-        yield CounterMetricFamily(
-            "clipsearch_index_reload_failures",
-            "Index versions refused (failed to load or verify).",
-            value=service.failed_reloads,
-        )
-        if searcher is None:
-            return
-        manifest = searcher.index.manifest
-        info = GaugeMetricFamily(
-            "clipsearch_index_info", "The index version being served.", labels=["version", "model"]
-        )
-        info.add_metric([searcher.index.version, str(manifest["model"])], 1)
-        yield info
-        yield GaugeMetricFamily(
-            "clipsearch_index_clips", "Clips in the index being served.", value=len(searcher.index)
-        )
-        age = time.time() - datetime.fromisoformat(manifest["built_at"]).timestamp()
-        yield GaugeMetricFamily(
-            "clipsearch_index_age_seconds", "Seconds since the served version was built.", value=age
-        )

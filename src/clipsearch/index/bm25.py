@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.clips import Clip
+from clipsearch.ingest.clip_record import Clip
 
 STOPWORDS = "en"
 #: Above this many clips, lexical candidates come from the rarest query terms (see the module docstring).

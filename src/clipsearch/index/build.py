@@ -5,7 +5,6 @@ Nothing is written before every input has parsed; a failed build leaves the inde
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -14,7 +13,6 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,22 +20,41 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from clipsearch import __version__, ann
-from clipsearch.calibration import Calibration, default_calibration
-from clipsearch.clips import Clip
-from clipsearch.corpus import read_clips
-from clipsearch.embedding_cache import EmbeddingCache
-from clipsearch.encoder import Encoder, ModelRef, fingerprint, resolve_model
-from clipsearch.errors import ClipsearchError, IndexBusy
-from clipsearch.index import (
-    BM25_DIR, CLIPS, CURRENT, FORMAT_VERSION, MANIFEST, METRIC, SPAN_FILES, VECTOR_FILES, VERSIONS, ClipIndex,
-    current_version_id, float16_vectors_file, sha256_file,
+from clipsearch import __version__
+from clipsearch.encode.factory import corpus_encoder_for
+from clipsearch.encode.models import resolve_model
+from clipsearch.encode.torch_encoder import Encoder
+from clipsearch.errors import IndexBusy
+from clipsearch.index import ann
+from clipsearch.index.bm25 import BM25Index
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.embedding_cache import EmbeddingCache
+from clipsearch.index.faiss_store import float16_vectors_file
+from clipsearch.index.layout import (
+    BM25_DIR,
+    CLIPS,
+    FORMAT_VERSION,
+    MANIFEST,
+    METRIC,
+    SPAN_FILES,
+    VECTOR_FILES,
+    VERSIONS,
+    build_lock,
+    check_writable_index_dir,
+    current_version_id,
+    fsync_dir,
+    link_or_copy,
+    new_version_id,
+    prune_versions,
+    sha256_file,
+    switch_current,
 )
-from clipsearch.lexical import BM25Index
-from clipsearch.onnx_encoder import OnnxEncoder, export_onnx, onnx_paths, read_record
-from clipsearch.passages import passages, sentences
-from clipsearch.ranking import Fusion
-from clipsearch.segmentation import Segmentation
+from clipsearch.index.passages import passages, sentences
+from clipsearch.ingest.clip_record import Clip
+from clipsearch.ingest.corpus import read_clips
+from clipsearch.ingest.segmentation import Segmentation
+from clipsearch.scoring.calibration import Calibration, default_calibration
+from clipsearch.scoring.fusion import Fusion
 
 #: Files a model directory may carry with the ranking weights and calibration fitted for it (``clipsearch tune``).
 RANKING_FILE = "clipsearch_ranking.json"
@@ -110,7 +127,7 @@ def build_index(
         progress: called with (done, total) while encoding.
         flat_max_vectors, float_max_vectors, span_search_max_vectors: where a field switches from exact flat
             search to HNSW, to IVF over 8-bit codes with float16 vectors on disk, and (sentence and passage fields
-            only) to no index at all (see :mod:`clipsearch.ann`).
+            only) to no index at all (see :mod:`clipsearch.index.ann`).
         passage_search_max_vectors: where the passage field gets no index (its vectors only rank).
         onnx_precision: the ONNX query encoder to export (verified) into the cache directory unless it is there
             already, so serving never exports; None: none (beyond the fp32 one an ``onnx`` corpus encoder needs).
@@ -128,12 +145,12 @@ def build_index(
     clips = read_clips(sources, segmentation)
     phases["read"] = time.perf_counter() - began
     out = Path(out)
-    _check_writable_index_dir(out)
+    check_writable_index_dir(out)
     if corpus_encoder not in CORPUS_ENCODERS:
         raise ValueError(f"corpus_encoder must be one of {CORPUS_ENCODERS}, not {corpus_encoder!r}")
     ref = resolve_model(model)
     out.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out):
+    with build_lock(out):
         cache_dir = Path(cache_dir or out / "cache")
         mark = time.perf_counter()
         encoder = corpus_encoder_for(ref, cache_dir, corpus_encoder, onnx_precision)
@@ -170,90 +187,12 @@ def ranking_for(encoder: Encoder) -> Fusion:
     return Fusion()
 
 
-def corpus_encoder_for(
-    ref: ModelRef, cache_dir: Path, backend: str = "onnx", query_precision: str | None = "fp32"
-) -> Encoder | OnnxEncoder:
-    """The encoder a build embeds clips with, after making the ONNX exports the build owes the cache.
-
-    The exports (fp32 for the corpus when ``backend`` is ``onnx``, ``query_precision`` for queries) are made and
-    verified now unless the cache holds them. The corpus is then embedded by the verified fp32 export, or by torch
-    (``backend="torch"``, or the export was refused). The torch model is loaded only when an export must be made
-    or the corpus needs it: a rebuild of an index whose exports are cached starts in a fraction of a second.
-    """
-    model_fingerprint = fingerprint(ref.path)
-    wanted = dict.fromkeys(p for p in ("fp32" if backend == "onnx" else None, query_precision) if p is not None)
-    records = {p: read_record(onnx_paths(cache_dir, model_fingerprint, p)[1]) for p in wanted}
-    missing = [p for p, record in records.items() if record is None]
-    torch_encoder = Encoder.load(ref) if missing or backend == "torch" else None
-    for precision in missing:
-        records[precision] = _export(torch_encoder, cache_dir, precision)
-    record = records.get("fp32") if backend == "onnx" else None
-    if record is not None and record["verified"]:
-        graph = onnx_paths(cache_dir, model_fingerprint, "fp32")[0]
-        threads = len(os.sched_getaffinity(0))
-        return OnnxEncoder(ref, model_fingerprint, graph, record, threads, single_thread_session=False,
-                           parallel_batches=True)
-    return torch_encoder or Encoder.load(ref)
-
-
-def _export(encoder: Encoder, cache_dir: Path, precision: str) -> dict | None:
-    """Export and verify the model to ONNX now (once per model and precision: it is kept in the cache); its record,
-    or None when it could not be made."""
-    try:
-        record = export_onnx(encoder, cache_dir, precision)
-    except Exception as exc:  # noqa: BLE001 - the index is good without it
-        log.warning("cannot export model %s to ONNX (%s); it will not be used", encoder.name, exc)
-        return None
-    if not record["verified"]:
-        log.warning(
-            "ONNX %s export of %s refused: cosine %.5f with torch, below %.3f; it will not be used",
-            precision, encoder.name, record["min_cosine"], record["threshold"],
-        )
-    return record
-
-
 def calibration_for(encoder: Encoder) -> Calibration | None:
     """The default calibration for a model: the shipped one for the packaged model, or the model directory's own."""
     if encoder.ref.kind == "package":
         return default_calibration()
     own = encoder.ref.path / CALIBRATION_FILE
     return Calibration.from_dict(json.loads(own.read_text(encoding="utf-8"))) if own.is_file() else None
-
-
-def switch_current(root: Path, version: str) -> None:
-    """Point ``root/current`` at ``versions/<version>`` in one atomic rename (relative, so the directory can move)."""
-    temp = root / f".{CURRENT}.{secrets.token_hex(4)}"
-    os.symlink(f"{VERSIONS}/{version}", temp)
-    os.replace(temp, root / CURRENT)
-
-
-def prune_versions(root: Path, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` versions, never the current one. Returns the removed ids."""
-    current = os.path.basename(os.readlink(root / CURRENT))
-    versions = sorted(p.name for p in (root / VERSIONS).iterdir() if p.is_dir() and not p.name.startswith("."))
-    doomed = [v for v in versions[: max(0, len(versions) - max(keep, 1))] if v != current]
-    for name in doomed:
-        shutil.rmtree(root / VERSIONS / name, ignore_errors=True)
-    return doomed
-
-
-def _check_writable_index_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ClipsearchError(f"{out} is a file, expected an index directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / VERSIONS).is_dir():
-        raise ClipsearchError(
-            f"{out} is not empty and is not a clipsearch index (no {VERSIONS}/); refusing to write into it"
-        )
-
-
-@contextmanager
-def _build_lock(out: Path):
-    with open(out / ".build.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise IndexBusy(f"another build of {out} is running") from None
-        yield
 
 
 def _pieces(clips: list[Clip]) -> dict[str, list[tuple[int, int, int, str]]]:
@@ -315,7 +254,7 @@ def _portable_model(encoder: Encoder, out: Path) -> tuple[str, str]:
     return relative, "index"
 
 
-#: Query-like vectors an IVF field's nprobe is calibrated on (see :func:`clipsearch.ann.build`).
+#: Query-like vectors an IVF field's nprobe is calibrated on (see :func:`clipsearch.index.ann.build`).
 PROBES = 256
 #: Where a field's probes come from, first non-empty field first: what users ask is like the questions, but the
 #: question field's own vectors would each find themselves (on the 1M-clip bench corpus nprobe chosen on them
@@ -343,7 +282,7 @@ def _write_version(
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
-    version = _new_version_id()
+    version = new_version_id()
     temp = versions / f".tmp-{version}"
     temp.mkdir()
     try:
@@ -394,7 +333,7 @@ def _write_version(
             "files": files,
         }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _fsync_dir(temp)
+        fsync_dir(temp)
         final = versions / version
         os.replace(temp, final)
         return final
@@ -424,13 +363,13 @@ def derive_version(
     """
     out = Path(out)
     source = ClipIndex.open(out)  # verifies the files that will be linked
-    with _build_lock(out):
+    with build_lock(out):
         if current_version_id(out) != source.version:
             raise IndexBusy(f"{out} changed while it was being read; run the command again")
-        version = _new_version_id()
+        version = new_version_id()
         temp = out / VERSIONS / f".tmp-{version}"
         try:
-            shutil.copytree(source.path, temp, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(MANIFEST))
+            shutil.copytree(source.path, temp, copy_function=link_or_copy, ignore=shutil.ignore_patterns(MANIFEST))
             manifest = {
                 **source.manifest,
                 "version": version,
@@ -441,7 +380,7 @@ def derive_version(
                 "derived": {"from": source.version, **(note or {})},
             }
             (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            _fsync_dir(temp)
+            fsync_dir(temp)
             final = out / VERSIONS / version
             os.replace(temp, final)
         except BaseException:
@@ -453,19 +392,6 @@ def derive_version(
     return index
 
 
-def _link_or_copy(src: str, dst: str) -> str:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
-
-
-def _new_version_id() -> str:
-    """Version ids sort by creation time."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-
-
 def _inputs_digest(sources: list[Path]) -> str:
     digest = hashlib.sha256()
     for source in sources:
@@ -473,9 +399,3 @@ def _inputs_digest(sources: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    """Flush the version's files to disk before it can become current."""
-    for file in path.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.encoder import Encoder, ModelRef, fingerprint
+from clipsearch.encode.models import ModelRef
+from clipsearch.encode.torch_encoder import Encoder
 
 log = logging.getLogger("clipsearch.onnx")
 
@@ -222,35 +223,6 @@ def _json_or_empty(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
-
-
-def load_query_encoder(
-    ref: ModelRef, cache_dir: Path, *, backend: str = "onnx", precision: str = "fp32", threads: int = 2
-) -> Encoder | OnnxEncoder:
-    """The encoder queries use: the cached, verified ONNX export of ``ref`` at ``precision`` (exported now when
-    the cache lacks it); an int8 export that is refused gives way to the fp32 one; else the torch
-    :class:`Encoder` (``backend="torch"``, or the export was refused or could not be made: logged as a warning)."""
-    if backend not in BACKENDS or precision not in PRECISIONS:
-        raise ValueError(f"backend must be one of {BACKENDS} and precision one of {PRECISIONS}")
-    if backend == "torch":
-        return Encoder.load(ref)
-    model_fingerprint = fingerprint(ref.path)
-    graph, record_path = onnx_paths(cache_dir, model_fingerprint, precision)
-    try:
-        record = read_record(record_path) or export_onnx(Encoder.load(ref), cache_dir, precision)
-    except Exception as exc:  # noqa: BLE001 - any export failure means: stay on torch, say why
-        log.warning("cannot export model %s to ONNX (%s); queries use torch", ref.name, exc)
-        return Encoder.load(ref)
-    if not record["verified"]:
-        fallback = "the fp32 export" if precision != "fp32" else "torch"
-        log.warning(
-            "ONNX %s export of model %s refused: cosine %.5f with torch, below %.3f; queries use %s",
-            precision, ref.name, record["min_cosine"], record["threshold"], fallback,
-        )
-        if precision != "fp32":
-            return load_query_encoder(ref, cache_dir, backend=backend, precision="fp32", threads=threads)
-        return Encoder.load(ref)
-    return OnnxEncoder(ref, model_fingerprint, graph, record, threads)
 
 
 def read_record(path: Path) -> dict | None:

@@ -14,12 +14,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsearch.clips import CLIP_FIELDS, OPTIONAL_FIELDS, Clip, clip_id, parse_time, span_problem
 from clipsearch.errors import CorpusError
-from clipsearch.pages import looks_like_page, parse_page
-from clipsearch.records import is_json_document, json_records, jsonl_records, read_text
-from clipsearch.segmentation import Segmentation, segment
-from clipsearch.transcripts import (
+from clipsearch.ingest.clip_page import looks_like_page, parse_page
+from clipsearch.ingest.clip_record import (
+    CLIP_FIELDS,
+    OPTIONAL_FIELDS,
+    Clip,
+    clip_id,
+    parse_time,
+    span_problem,
+)
+from clipsearch.ingest.segmentation import Segmentation, segment
+from clipsearch.ingest.textfiles import is_json_document, json_records, jsonl_records, read_text
+from clipsearch.ingest.transcripts import (
     TRANSCRIPT_SUFFIXES,
     Transcript,
     is_transcript_json,

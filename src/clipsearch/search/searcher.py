@@ -5,22 +5,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clipsearch.clips import Clip, format_time, jump_link
-from clipsearch.encoder import Encoder, resolve_model
+from clipsearch.encode.base import TextEncoder
+from clipsearch.encode.models import resolve_model
 from clipsearch.errors import ModelMismatch
-from clipsearch.index import ClipIndex
-from clipsearch.lexical import LexicalMatch, top_positive  # noqa: F401 - top_positive: re-exported
-from clipsearch.ranking import COMPONENTS
-
-if TYPE_CHECKING:
-    from clipsearch.onnx_encoder import OnnxEncoder
+from clipsearch.index.bm25 import LexicalMatch
+from clipsearch.index.clip_index import ClipIndex
+from clipsearch.scoring.fusion import COMPONENTS
+from clipsearch.search.answer import Answer, Hit
+from clipsearch.search.threads import helper_pool
 
 VECTOR_FIELDS = ("question", "answer")
 #: How much deeper the fields that find candidates read when a span field only ranks (``rank_only``): 1.4 (70 for
@@ -34,68 +32,6 @@ FILTER_FIELDS = ("source", "video_id")
 GROUP_BY = ("video",)
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One clip in an answer.
-
-    ``score`` is the number the ranking used; ``scores`` its components (``None`` where absent); ``matched`` the
-    field whose vectors matched best (``question`` or ``answer``); ``highlight`` the answer sentence that matches
-    the query best, with its character offsets in the answer.
-    """
-
-    clip: Clip
-    score: float
-    matched: str
-    scores: dict[str, float | None]
-    highlight: dict | None = None
-    overlapping: list[str] = field(default_factory=list)
-    confidence: float | None = None
-
-    def to_dict(self) -> dict:
-        """The clip's fields plus its time range as labels, its length, a link to the moment, and the scores."""
-        clip = self.clip
-        return {
-            **clip.to_dict(),
-            "duration": round(clip.duration, 3),
-            "start_label": format_time(clip.start),
-            "end_label": format_time(clip.end),
-            "link": jump_link(clip.url, clip.start, clip.end),
-            "score": self.score,
-            "confidence": self.confidence,
-            "matched": self.matched,
-            "scores": self.scores,
-            "highlight": self.highlight,
-            "overlapping": self.overlapping,
-        }
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The answer to one query: the closest clips, best first.
-
-    ``answered`` is false when nothing answers the query: no results, or a calibrated index's top confidence below
-    ``threshold`` (the results are then the closest, not confident ones). ``best_score`` is the top result's score.
-    """
-
-    query: str
-    answered: bool
-    results: list[Hit] = field(default_factory=list)
-    threshold: float | None = None
-
-    @property
-    def best_score(self) -> float | None:
-        return self.results[0].score if self.results else None
-
-    def to_dict(self) -> dict:
-        return {
-            "query": self.query,
-            "answered": self.answered,
-            "best_score": self.best_score,
-            "threshold": self.threshold,
-            "results": [h.to_dict() for h in self.results],
-        }
-
-
 class Searcher:
     """Answers questions from one index version with the encoder it was built with.
 
@@ -106,7 +42,7 @@ class Searcher:
         answer.results[0].clip.start
     """
 
-    def __init__(self, index: ClipIndex, encoder: Encoder | OnnxEncoder, *, search_threads: int = 2):
+    def __init__(self, index: ClipIndex, encoder: TextEncoder, *, search_threads: int = 2):
         if encoder.fingerprint != index.manifest["model_fingerprint"]:
             raise ModelMismatch(
                 f"model {encoder.name!r} (fingerprint {encoder.fingerprint[:12]}) is not the model the index "
@@ -121,12 +57,12 @@ class Searcher:
         self._in_flight = 0  # searches running now, counted under _lock
         self._lock = threading.Lock()
         self.search_threads = search_threads
-        self._helpers = _helper_pool(search_threads - 1) if search_threads > 1 else None
+        self._helpers = helper_pool(search_threads - 1) if search_threads > 1 else None
         # The fields whose vectors find candidates, costliest search first (handed out in this order)
-        searched = [name for name in (*index.spans, *VECTOR_FIELDS) if index.searchable(name)]
-        self._searched_fields = sorted(searched, key=lambda name: -_search_cost(index, name))
+        searched = [name for name in (*index.store.span_fields, *VECTOR_FIELDS) if index.searchable(name)]
+        self._searched_fields = sorted(searched, key=lambda name: -index.store.search_cost(name))
         # A field that only ranks (no index) finds no candidates: the others read deeper to make up for it
-        self._depth = RANK_ONLY_DEPTH if any(not index.searchable(kind) for kind in index.spans) else 1.0
+        self._depth = RANK_ONLY_DEPTH if any(not index.searchable(kind) for kind in index.store.span_fields) else 1.0
 
     @classmethod
     def open(
@@ -145,7 +81,7 @@ class Searcher:
         Args:
             model: optional; when given it must be the same model (by fingerprint) the index was built with.
             query_encoder: ``onnx`` (the model's verified ONNX export, made now if the cache lacks it; torch when
-                it is refused) or ``torch``. See :func:`clipsearch.onnx_encoder.load_query_encoder`.
+                it is refused) or ``torch``. See :func:`clipsearch.encode.factory.load_query_encoder`.
             onnx_precision, encoder_threads: the ONNX weights (``fp32``/``int8``) and threads per encoding.
             search_threads: threads a search uses when no other search is running (BM25 beside the encoding,
                 then the vector searches and ranking shared out); 1: every search on its caller's thread.
@@ -154,7 +90,7 @@ class Searcher:
         Raises:
             IndexNotFound, IndexCorrupt, ModelNotFound, ModelMismatch.
         """
-        from clipsearch.onnx_encoder import load_query_encoder
+        from clipsearch.encode.factory import load_query_encoder
 
         index = ClipIndex.open(index_dir)
         ref = resolve_model(model) if model is not None else index.model_ref()
@@ -311,7 +247,7 @@ class Searcher:
                 raise error
 
     def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
-        """Attach confidences and decide ``answered`` (see :mod:`clipsearch.calibration`)."""
+        """Attach confidences and decide ``answered`` (see :mod:`clipsearch.scoring.calibration`)."""
         if self.calibration is None or not hits:
             return Answer(query, bool(hits), hits)
         confidences = self.calibration.confidences([h.score for h in hits], [h.scores for h in hits])
@@ -356,24 +292,24 @@ class Searcher:
         """The clip rows the ``fetch`` (spans: 2 × fetch) nearest vectors of field ``name`` belong to."""
         if name in VECTOR_FIELDS:
             return self.index.search(name, vector, fetch, rows)[1][0]
-        spans = self.index.spans[name]
-        positions = None if rows is None else np.flatnonzero(np.isin(spans.spans[:, 0], rows))
+        table = self.index.store.span_table(name)
+        positions = None if rows is None else np.flatnonzero(np.isin(table[:, 0], rows))
         ids = self.index.search(name, vector, fetch * 2, positions)[1][0]
-        return spans.spans[ids[ids >= 0], 0]
+        return table[ids[ids >= 0], 0]
 
     def _components(self, rows: np.ndarray, vector: np.ndarray, lexical: LexicalMatch) -> dict[str, np.ndarray]:
         """Every ranking component of the clips ``rows`` (NaN = absent), plus where the best sentence is."""
         components: dict[str, np.ndarray] = {}
 
         def clip_field(name: str) -> None:
-            components[name] = self.index.vectors[name].cosines(rows, vector)
+            components[name] = self.index.store.cosines(name, rows, vector)
 
         def span_field(kind: str) -> None:
-            components[kind], at = self.index.spans[kind].best(rows, vector)
+            components[kind], at = self.index.store.best_spans(kind, rows, vector)
             if kind == "sentence":
                 components["_sentence_at"] = at
 
-        self._share([*(partial(span_field, kind) for kind in self.index.spans),
+        self._share([*(partial(span_field, kind) for kind in self.index.store.span_fields),
                      *(partial(clip_field, name) for name in VECTOR_FIELDS)])
         bm25 = lexical.scores_of(rows)
         top = lexical.best if lexical.best is not None else float(bm25.max(initial=0.0))
@@ -388,7 +324,7 @@ class Searcher:
         highlight = None
         sentence = int(components["_sentence_at"][at])
         if sentence >= 0:
-            _, start, end = (int(x) for x in self.index.spans["sentence"].spans[sentence])
+            _, start, end = (int(x) for x in self.index.store.span_table("sentence")[sentence])
             highlight = {"text": clip.answer[start:end], "char_start": start, "char_end": end}
         answer_side = max((v for k, v in scores.items() if k in ("answer", "sentence", "passage") and v is not None),
                           default=-1.0)
@@ -401,24 +337,3 @@ def _check_group_by(group_by: str | None) -> None:
         raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
 
 
-def _search_cost(index: ClipIndex, name: str) -> float:
-    """A rough relative cost of searching field ``name`` (vectors scanned), to hand out the costliest first."""
-    info = index.manifest.get("index_types", {}).get(name, {})
-    count = index.manifest["vectors_by_field"].get(name, 0)
-    if "nlist" in info:  # IVF: the probed lists
-        return count * info.get("nprobe", 1) / info["nlist"]
-    if info.get("type", "flat") == "flat":
-        return count
-    return 4.0 * info.get("efSearch", 256)  # HNSW: a walk visits a few times efSearch vectors
-
-
-@lru_cache(maxsize=None)
-def _helper_pool(workers: int):
-    """Threads that run parts of a search beside it (each with one OpenMP thread for FAISS); one pool per size for
-    the process, shared by every Searcher (a server makes one per index version)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import faiss
-
-    return ThreadPoolExecutor(workers, thread_name_prefix="clipsearch-search",
-                              initializer=lambda: faiss.omp_set_num_threads(1))

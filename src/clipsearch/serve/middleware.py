@@ -7,13 +7,12 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import Headers
 
-from clipsearch.schemas import error_response
-from clipsearch.service import Metrics
+from clipsearch.serve.prometheus import Metrics
+from clipsearch.serve.schemas import error_response
 
 access_log = logging.getLogger("clipsearch.access")
 #: Probes and scrapes are answered even when the service is at max_in_flight.
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
 
 
 class AccessLog:

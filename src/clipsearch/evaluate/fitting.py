@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsearch.calibration import FEATURES, Calibration, result_features
-from clipsearch.ranking import COMPONENTS, Fusion
+from clipsearch.scoring.calibration import FEATURES, Calibration, result_features
+from clipsearch.scoring.fusion import COMPONENTS, Fusion
 
 #: The weights tried for each component by :func:`fit_fusion` (5 components: 5^5 = 3,125 grid points).
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -128,7 +128,7 @@ class _Stacked:
 
 
 def top_features(samples: Sequence[Sample], fusion: Fusion) -> list[dict[str, float]]:
-    """The calibration features (:func:`~clipsearch.calibration.result_features`) of each sample's top result
+    """The calibration features (:func:`~clipsearch.scoring.calibration.result_features`) of each sample's top result
     under ``fusion``."""
     rows = []
     for sample in samples:
@@ -187,7 +187,7 @@ def choose_threshold(confidence: np.ndarray, answerable: np.ndarray, measured: n
     ``measured`` answerable questions answered; ties go to the one answering most, placed halfway into the gap
     below the next confidence (a margin on both sides). Without unanswerable questions: the highest threshold
     that keeps the rate."""
-    from clipsearch.metrics import abstention
+    from clipsearch.evaluate.metrics import abstention
 
     levels = np.unique(confidence)
     best_key, best, highest = None, float(levels[0]), float(levels[0])
@@ -237,9 +237,9 @@ def calibrate(index_dir, queries: Sequence, *, answered_rate: float = 0.9, keep_
     Raises:
         ValueError: no answerable question (nothing to fit on).
     """
-    from clipsearch.build import derive_version
-    from clipsearch.calibration import default_calibration
-    from clipsearch.search import Searcher
+    from clipsearch.index.build import derive_version
+    from clipsearch.scoring.calibration import default_calibration
+    from clipsearch.search.searcher import Searcher
 
     searcher = Searcher.open(index_dir, query_encoder="torch")  # batches of questions: torch is at its best
     samples = collect(searcher, queries)
@@ -265,7 +265,7 @@ def calibrate(index_dir, queries: Sequence, *, answered_rate: float = 0.9, keep_
 
 
 def _abstention(samples: Sequence[Sample], fusion: Fusion, calibration: Calibration | None) -> dict:
-    from clipsearch.metrics import abstention
+    from clipsearch.evaluate.metrics import abstention
 
     if calibration is None:
         answered = [True] * len(samples)

@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from clipsearch import metrics
-
-if TYPE_CHECKING:
-    from clipsearch.benchmark import BenchResult
+from clipsearch.evaluate import metrics
+from clipsearch.evaluate.results import BenchResult
 
 REPORT = "report.md"
 RECALL_PLOT = "recall_at_k.png"
 SCORES_PLOT = "scores.png"
 
 
-def write(result: BenchResult, directory: Path) -> list[Path]:
+def write(result: BenchResult, directory: str | Path) -> list[Path]:
     """Write ``report.md`` and the plots of a ``BenchResult`` into ``directory``; the paths written, report first."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plots = _plot_recall(result, directory / RECALL_PLOT), _plot_scores(result, directory / SCORES_PLOT)
     written = [p for p in plots if p is not None]

@@ -76,5 +76,5 @@ def result_features(scores: list[float], components: list[dict[str, float | None
 
 def default_calibration() -> Calibration:
     """The calibration that ships with clipsearch, for the packaged model."""
-    text = resources.files("clipsearch").joinpath("default_calibration.json").read_text(encoding="utf-8")
+    text = resources.files("clipsearch.scoring").joinpath("default_calibration.json").read_text(encoding="utf-8")
     return Calibration.from_dict(json.loads(text))

@@ -26,8 +26,8 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from clipsearch.clips import Clip
-from clipsearch.transcripts import Cue, Transcript
+from clipsearch.ingest.clip_record import Clip
+from clipsearch.ingest.transcripts import Cue, Transcript
 
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 

@@ -7,15 +7,15 @@ whatever ``answered`` says, an id a result lists in ``overlapping`` counting as 
 An index whose clips are not the labelled ones (a transcript cut into clips) is scored by moments: a reference clip
 file resolves the labelled ids to ``(video_id, start, end)`` spans, or a label is such a span object directly, and
 the top result is a moment hit when it overlaps a relevant span by half of the longer of the two
-(:func:`clipsearch.metrics.moment_hit`).
+(:func:`clipsearch.evaluate.metrics.moment_hit`).
 
 Example usage::
 
     searcher = Searcher.open("index/example")
     queries = read_queries(["examples/questions.jsonl", "examples/offtopic.jsonl"])
     result = run_benchmark(searcher, queries, compare=True)
-    print(result.text())
-    result.write_report("reports/example")
+    print(report.render(result, markdown=False))
+    report.write(result, Path("reports/example"))
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from clipsearch import metrics, report
-from clipsearch.clips import parse_time
-from clipsearch.corpus import iter_sourced_clips
 from clipsearch.errors import CorpusError
-from clipsearch.metrics import Span
-from clipsearch.ranking import COMPONENTS, Fusion
+from clipsearch.evaluate import metrics
+from clipsearch.evaluate.metrics import Span
+from clipsearch.evaluate.results import BenchResult, MethodResult, QueryOutcome
+from clipsearch.ingest.clip_record import parse_time
+from clipsearch.ingest.corpus import iter_sourced_clips
+from clipsearch.scoring.fusion import COMPONENTS, Fusion
 
 #: The baselines ``compare`` runs next to the index's own ranking, as fusion weights (unnamed components get 0).
 #: A paraphrase bonus above cosine 1 never applies.
@@ -51,102 +52,6 @@ class LabelledQuery:
     query: str
     relevant: tuple[str, ...]
     spans: tuple[Span, ...] = ()
-
-
-@dataclass
-class QueryOutcome:
-    """What one search returned: the ranking (per result, the ids it stands for), answered, time, and the top
-    result's score and confidence (``None`` on an uncalibrated index) with the threshold they were held to."""
-
-    qid: str
-    answerable: bool
-    answered: bool
-    ranking: list[list[str]]
-    top_score: float | None
-    top_confidence: float | None
-    threshold: float | None
-    latency_ms: float
-    top_span: Span | None = None
-
-
-@dataclass
-class MethodResult:
-    """The metrics of one ranking method over all the questions."""
-
-    name: str
-    fusion: dict
-    outcomes: list[QueryOutcome]
-    metrics: dict[str, float | None]
-    abstention: dict[str, float | None]
-    latency_ms: dict[str, float | None]
-    recall_curve: list[float | None]
-
-    @property
-    def threshold(self) -> float | None:
-        return next((o.threshold for o in self.outcomes if o.threshold is not None), None)
-
-    @property
-    def signal(self) -> str:
-        """What ``answered`` is decided on: ``confidence`` on a calibrated index, else ``score``."""
-        return "confidence" if any(o.top_confidence is not None for o in self.outcomes) else "score"
-
-    def top_values(self, answerable: bool) -> list[float]:
-        """The top result's ``signal`` of each question of one kind that got results."""
-        name = "top_confidence" if self.signal == "confidence" else "top_score"
-        values = (getattr(o, name) for o in self.outcomes if o.answerable == answerable)
-        return [v for v in values if v is not None]
-
-    def to_dict(self) -> dict:
-        return {
-            "metrics": self.metrics, "abstention": self.abstention, "latency_ms": self.latency_ms,
-            "recall_curve": self.recall_curve, "threshold": self.threshold, "signal": self.signal,
-            "ranking": self.fusion,
-        }
-
-
-@dataclass
-class BenchResult:
-    """A benchmark run: the index's own ranking (``main``), and the baselines when compared.
-
-    ``to_dict()`` is the JSON ``clipsearch bench --json`` writes; ``text()`` the report it prints;
-    ``write_report(dir)`` writes the Markdown report and PNG plots.
-    """
-
-    index: dict
-    sources: list[str]
-    k: int
-    queries: int
-    answerable: int
-    main: MethodResult
-    compared: dict[str, MethodResult] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    mean_clip_seconds: float | None = None
-
-    @property
-    def methods(self) -> dict[str, MethodResult]:
-        return {**self.compared, self.main.name: self.main}
-
-    def to_dict(self) -> dict:
-        data = {
-            "queries": self.queries, "answerable": self.answerable, "unanswerable": self.queries - self.answerable,
-            "k": self.k, "sources": self.sources, "index": self.index, "method": self.main.name,
-            "mean_clip_seconds": self.mean_clip_seconds, **self.main.to_dict(), "notes": self.notes,
-        }
-        if self.compared:
-            data["compare"] = {name: method.to_dict() for name, method in self.methods.items()}
-        return data
-
-    def text(self) -> str:
-        """The report as plain text: a few aligned tables."""
-        return report.render(self, markdown=False)
-
-    def write_report(self, directory: str | Path) -> list[Path]:
-        """Write ``report.md``, ``recall_at_k.png`` and ``scores.png`` (when there are scores) into ``directory``.
-
-        Returns:
-            The paths written, the report first.
-        """
-        return report.write(self, Path(directory))
 
 
 def read_queries(paths: Sequence[str | Path]) -> list[LabelledQuery]:

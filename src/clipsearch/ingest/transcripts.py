@@ -26,9 +26,9 @@ import srt
 import webvtt
 from webvtt.errors import MalformedFileError
 
-from clipsearch.clips import parse_time
 from clipsearch.errors import CorpusError
-from clipsearch.records import json_array_items, json_records, read_text
+from clipsearch.ingest.clip_record import parse_time
+from clipsearch.ingest.textfiles import json_array_items, json_records, read_text
 
 #: Extensions that always mean a transcript (``.json`` is one when its content is).
 TRANSCRIPT_SUFFIXES = (".srt", ".vtt", ".json3")

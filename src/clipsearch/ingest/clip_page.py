@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipsearch.clips import Clip, clip_id, parse_time, span_problem
 from clipsearch.errors import CorpusError
+from clipsearch.ingest.clip_record import Clip, clip_id, parse_time, span_problem
 
 _TIME = r"\d+:\d{2}(?::\d{2})?"
 TIME_RANGE = re.compile(rf"^({_TIME})\s*[-–—]\s*({_TIME})$")

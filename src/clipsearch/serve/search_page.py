@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from clipsearch.clips import format_time, jump_link
+from clipsearch.ingest.clip_record import format_time, jump_link
 
 #: What the page says when no clip answers a query.
 NO_ANSWER = "No clip answers that."
@@ -32,7 +32,7 @@ _SCRIPT_SAFE = str.maketrans(
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("clipsearch", "web"),
+        loader=PackageLoader("clipsearch.serve", "web"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -23,11 +23,19 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clipsearch import __version__
-from clipsearch.middleware import AccessLog, ConcurrencyLimit, RequestLimits
-from clipsearch.schemas import AnswerBody, ErrorBody, Health, Readiness, ReloadBody, error_response, request_models
-from clipsearch.service import (
-    IndexNotLoaded, Metrics, ReloadRefused, Service, one_omp_thread_here, one_thread_per_search,
+from clipsearch.search.threads import one_omp_thread_here, one_thread_per_search
+from clipsearch.serve.middleware import AccessLog, ConcurrencyLimit, RequestLimits
+from clipsearch.serve.prometheus import Metrics
+from clipsearch.serve.schemas import (
+    AnswerBody,
+    ErrorBody,
+    Health,
+    Readiness,
+    ReloadBody,
+    error_response,
+    request_models,
 )
+from clipsearch.serve.service import IndexNotLoaded, ReloadRefused, Service
 from clipsearch.settings import Settings
 
 log = logging.getLogger("clipsearch.api")
@@ -179,7 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The search page, rendered on the server: ``/?q=...`` shows the answer, so it works without
         JavaScript and is bookmarkable. A refused query answers 422, an index not loaded 503: HTML that says
         why."""
-        from clipsearch.page import render_search_page
+        from clipsearch.serve.search_page import render_search_page
 
         shown_k = int(k) if k and k.isdigit() and 1 <= int(k) <= settings.max_k else settings.default_k
         if q is None:
