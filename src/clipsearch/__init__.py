@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from clipsearch._version import __version__
 
 #: Public name -> the module that defines it.
 _PUBLIC = {

@@ -24,7 +24,6 @@ class QueryOutcome:
     top_span: Span | None = None
 
 
-
 @dataclass
 class MethodResult:
     """The metrics of one ranking method over all the questions."""
@@ -58,7 +57,6 @@ class MethodResult:
             "recall_curve": self.recall_curve, "threshold": self.threshold, "signal": self.signal,
             "ranking": self.fusion,
         }
-
 
 
 @dataclass

@@ -80,6 +80,8 @@ class Limits:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
 #: A filtered search over at most this many vectors scores them exactly instead of walking the HNSW graph (a
 #: graph walk restricted to a small subset misses much of it).
 EXACT_FILTERED_MAX = 10_000

@@ -20,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from clipsearch import __version__
+from clipsearch._version import __version__
 from clipsearch.encode.factory import corpus_encoder_for
 from clipsearch.encode.models import resolve_model
 from clipsearch.encode.torch_encoder import Encoder
@@ -397,5 +397,3 @@ def _inputs_digest(sources: list[Path]) -> str:
     for source in sources:
         digest.update(bytes.fromhex(sha256_file(source)))
     return digest.hexdigest()
-
-

@@ -335,5 +335,3 @@ class Searcher:
 def _check_group_by(group_by: str | None) -> None:
     if group_by is not None and group_by not in GROUP_BY:
         raise ValueError(f"unknown group_by {group_by!r}; results can be grouped by: {', '.join(GROUP_BY)}")
-
-

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clipsearch import __version__
+from clipsearch._version import __version__
 from clipsearch.search.threads import one_omp_thread_here, one_thread_per_search
 from clipsearch.serve.middleware import AccessLog, ConcurrencyLimit, RequestLimits
 from clipsearch.serve.prometheus import Metrics
@@ -63,6 +63,7 @@ class ServiceError(StarletteHTTPException):
         super().__init__(status, msg, headers)
         self.type = type_
         self.loc = loc or []
+
 
 ERRORS = {status: {"model": ErrorBody} for status in (400, 413, 414, 422, 503)}
 

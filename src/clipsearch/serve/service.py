@@ -214,5 +214,3 @@ class Service:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-
-
