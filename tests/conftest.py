@@ -1,9 +1,10 @@
-"""Shared fixtures: the real packaged model (loaded once), real indexes built in tmp dirs, a live uvicorn server."""
+"""Shared fixtures: the real packaged model (loaded once), real indexes built in tmp dirs, live uvicorn servers."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -144,6 +145,53 @@ def live_server(example_index):
     server = LiveServer(example_index)
     yield server
     server.stop()
+
+
+#: The admin server's token and limits (the HTTP tests).
+TOKEN = "s3cret-admin-token"
+ADMIN_MAX_QUERY_CHARS = 40
+ADMIN_MAX_IN_FLIGHT = 2
+ALLOWED_ORIGIN = "https://clips.example.org"
+
+
+@pytest.fixture(scope="session")
+def started_servers(example_index, tmp_path_factory):
+    """The HTTP tests' other two servers, started together before any test waits for one (``live_server``
+    included): loading the model in parallel is one wait instead of three. They serve until the session ends."""
+    admin_dir = tmp_path_factory.mktemp("admin") / "index"
+    shutil.copytree(example_index, admin_dir, symlinks=True)
+    watched_dir = tmp_path_factory.mktemp("watched") / "index"
+    started = {
+        "admin": LiveServer(
+            admin_dir,
+            "--reload-interval",
+            "0",
+            "--max-in-flight",
+            str(ADMIN_MAX_IN_FLIGHT),
+            "--cors-origin",
+            ALLOWED_ORIGIN,
+            env={"CLIPSEARCH_ADMIN_TOKEN": TOKEN, "CLIPSEARCH_MAX_QUERY_CHARS": str(ADMIN_MAX_QUERY_CHARS)},
+            wait=False,
+        ),
+        "watched": LiveServer(watched_dir, "--reload-interval", "0.3", wait=False),
+    }
+    started["admin"].index_dir = admin_dir
+    started["watched"].index_dir = watched_dir
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_server(started_servers) -> LiveServer:
+    started_servers["admin"].wait_started()
+    return started_servers["admin"]
+
+
+@pytest.fixture(scope="session")
+def watched_server(started_servers) -> LiveServer:
+    started_servers["watched"].wait_started()
+    return started_servers["watched"]
 
 
 @pytest.hookimpl(hookwrapper=True)
