@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,10 @@ import time
 from pathlib import Path
 
 import httpx
+from perf.http_load import free_port
 
-from clipsearch.benchmark import read_queries
-from clipsearch.metrics import percentiles
+from clipsearch.evaluate.benchmark import read_queries
+from clipsearch.evaluate.metrics import percentiles
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTION_FILES = [
@@ -46,12 +46,6 @@ def distinct_questions(count: int) -> list[str]:
             if len(seen) == count:
                 return list(seen)
     raise SystemExit(f"only {len(seen)} distinct questions can be made; asked for {count}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(index: Path, port: int, log) -> subprocess.Popen:

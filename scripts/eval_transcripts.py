@@ -25,19 +25,17 @@ import json
 import tempfile
 from pathlib import Path
 
+from tutorialvqa import DATA_DIR, TutorialVQA
+
 from clipsearch import Searcher, build_index
-from clipsearch.benchmark import read_queries, read_reference, run_benchmark
-from clipsearch.records import jsonl_records, read_text
-from clipsearch.segmentation import Segmentation, clip_id
-from clipsearch.transcripts import read_video_list
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tutorialvqa"
+from clipsearch.evaluate.benchmark import run_benchmark
+from clipsearch.ingest.segmentation import Segmentation, clip_id
 
 
-def fixed_windows(videos: Path, seconds: float, out: Path) -> Path:
+def fixed_windows(data: TutorialVQA, seconds: float, out: Path) -> Path:
     """A clip file of the transcripts cut into consecutive windows of cues up to ``seconds`` long."""
     rows = []
-    for transcript in read_video_list(videos, jsonl_records(read_text(videos, str(videos)), str(videos))):
+    for transcript in data.transcripts():
         windows: list[list] = []
         for cue in transcript.cues:
             if not windows or cue.end - windows[-1][0].start > seconds:
@@ -54,7 +52,7 @@ def fixed_windows(videos: Path, seconds: float, out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED, help="TutorialVQA folder (default: ../shared/...)")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="TutorialVQA folder (default: ../shared/...)")
     parser.add_argument("--queries", nargs="+", default=["queries-dev.jsonl"],
                         help="query files inside --data (or paths); each index is benched on each")
     parser.add_argument("--index", type=Path, default=Path("index/transcripts"), help="index directory to (re)build")
@@ -70,8 +68,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="file for the metrics of every row, as JSON")
     args = parser.parse_args()
 
-    videos, reference = args.data / "videos.jsonl", read_reference([args.data / "clips.jsonl"])
-    question_sets = {name: read_queries([args.data / name]) for name in args.queries}
+    data = TutorialVQA.open(args.data)
+    videos, reference = data.videos_path(), data.reference()
+    question_sets = {name: data.queries(name) for name in args.queries}
     segmentation = Segmentation(args.min, args.max, args.target, args.pause, overlap=not args.no_overlap)
     rows = []
     print(f"{'index':<28} {'questions':<24} {'moment Hit@1':>12} {'video Hit@1':>11} {'mean clip s':>11} {'clips':>6}")
@@ -79,7 +78,7 @@ def main() -> None:
         shape = f"{args.min:g}/{args.target:g}/{args.max:g} s{'' if args.no_overlap else ' +overlap'}"
         inputs = {f"segmented {shape}": ([videos], args.index)}
         for seconds in args.windows:
-            clips = fixed_windows(videos, seconds, Path(temp) / f"windows-{seconds:g}.jsonl")
+            clips = fixed_windows(data, seconds, Path(temp) / f"windows-{seconds:g}.jsonl")
             inputs[f"fixed windows {seconds:g} s"] = ([clips], Path(temp) / f"index-{seconds:g}")
         for name, (sources, index) in inputs.items():
             build_index(sources, index, model=args.model, segmentation=segmentation, cache_dir=args.index / "cache")

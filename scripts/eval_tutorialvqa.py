@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
-from clipsearch import Searcher, build_index
-from clipsearch.benchmark import read_queries, run_benchmark
+from tutorialvqa import DATA_DIR, TutorialVQA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tutorialvqa"
+from clipsearch import Searcher, build_index
+from clipsearch.evaluate import report
+from clipsearch.evaluate.benchmark import run_benchmark
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED, help="TutorialVQA folder (default: ../shared/...)")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="TutorialVQA folder (default: ../shared/...)")
     parser.add_argument("--queries", default="queries-dev.jsonl", help="query file inside --data")
     parser.add_argument("--index", type=Path, default=Path("index/tutorialvqa"), help="index directory to (re)build")
     parser.add_argument("--compare", action="store_true", help="also bench BM25 only and dense only")
@@ -38,25 +38,25 @@ def main() -> None:
                              "their questions should get answered: false")
     args = parser.parse_args()
 
-    clips = args.data / "clips.jsonl"
+    data = TutorialVQA.open(args.data)
+    clips = data.clips_path()
     if args.leave_out:
-        records = [json.loads(line) for line in clips.read_text(encoding="utf-8").splitlines() if line.strip()]
-        videos = sorted({r["video_id"] for r in records})
-        left_out = set(random.Random(11).sample(videos, args.leave_out))
+        records = data.clip_records()
+        left_out = data.left_out_videos(args.leave_out)
         args.index.mkdir(parents=True, exist_ok=True)
         clips = args.index.parent / f"{args.index.name}-clips.jsonl"
         clips.write_text("".join(json.dumps(r) + "\n" for r in records if r["video_id"] not in left_out))
         print(f"left out {len(left_out)} videos: {', '.join(sorted(left_out))}")
     build = build_index([clips], args.index)
     print(f"index: {build.clips} clips, {build.vectors} vectors, built in {build.seconds:.1f}s")
-    source = args.data / args.queries
-    result = run_benchmark(Searcher.open(args.index), read_queries([source]), compare=args.compare, sources=[source])
-    print(result.text(), end="")
+    source = data.queries_path(args.queries)
+    result = run_benchmark(Searcher.open(args.index), data.queries(source), compare=args.compare, sources=[source])
+    print(report.render(result, markdown=False), end="")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     if args.report:
-        print("wrote", ", ".join(str(p) for p in result.write_report(args.report)))
+        print("wrote", ", ".join(str(p) for p in report.write(result, args.report)))
 
 
 if __name__ == "__main__":

@@ -19,27 +19,26 @@ import random
 import tempfile
 from pathlib import Path
 
-from clipsearch import Searcher, build_index
-from clipsearch.benchmark import read_queries
-from clipsearch.corpus import read_clips
+from tutorialvqa import DATA_DIR, TutorialVQA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tutorialvqa"
+from clipsearch import Searcher, build_index
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED, help="TutorialVQA folder (default: ../shared/...)")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="TutorialVQA folder (default: ../shared/...)")
     parser.add_argument("--queries", default="queries-dev.jsonl", help="query file inside --data")
     parser.add_argument("--seed", type=int, default=3, help="which half of the videos loses its questions")
     parser.add_argument("--cache", type=Path, help="embedding cache directory shared by the three builds")
     args = parser.parse_args()
 
-    clips = read_clips([args.data / "clips.jsonl"])
+    data = TutorialVQA.open(args.data)
+    clips = data.clips()
     videos = sorted({clip.video_id for clip in clips})
     random.Random(args.seed).shuffle(videos)
     half = set(videos[: len(videos) // 2])
     video_of = {clip.id: clip.video_id for clip in clips}
-    queries = read_queries([args.data / args.queries])
+    queries = data.queries(args.queries)
     print(f"{'index':<8} {'Hit@1, untitled half':>21} {'Hit@1, other half':>18}")
     with tempfile.TemporaryDirectory() as temp:
         cache = args.cache or Path(temp) / "cache"

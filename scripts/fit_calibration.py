@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fit the default abstention calibration that ships as src/clipsearch/default_calibration.json.
+"""Fit the default abstention calibration that ships as src/clipsearch/scoring/default_calibration.json.
 
 Train-side data only, never a dev question and never the ten videos `random.Random(11).sample(video_ids, 10)` that
 the in-domain abstention benchmark leaves out:
@@ -10,7 +10,7 @@ the in-domain abstention benchmark leaves out:
   sets (unanswerable), over indexes of the example corpus and the seed page, weighted 5x.
 
 A logistic regression (scikit-learn) over the top result's calibration features
-(`clipsearch.fitting.fit_calibration`); the threshold is the one with the best abstention F1 that keeps
+(`clipsearch.evaluate.fitting.fit_calibration`); the threshold is the one with the best abstention F1 that keeps
 ANSWERED_RATE of the answerable TutorialVQA train questions answered.
 
 Example usage:
@@ -25,38 +25,34 @@ import json
 import random
 from pathlib import Path
 
-from clipsearch import Searcher, build_index
-from clipsearch.benchmark import read_queries
-from clipsearch.fitting import collect, fit_calibration
-from clipsearch.ranking import Fusion
+from tutorialvqa import REPO, SHARED, TRAIN, TutorialVQA
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-TUTORIALVQA = SHARED / "data" / "tutorialvqa"
+from clipsearch import Searcher, build_index
+from clipsearch.evaluate.benchmark import read_queries
+from clipsearch.evaluate.fitting import collect, fit_calibration
+from clipsearch.scoring.fusion import Fusion
+
 OWN_WEIGHT = 5.0
 ANSWERED_RATE = 0.90
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/clipsearch-calibration"), help="scratch folder")
-    parser.add_argument("--write", action="store_true", help="write src/clipsearch/default_calibration.json")
+    parser.add_argument("--write", action="store_true", help="write src/clipsearch/scoring/default_calibration.json")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    clips = read_jsonl(TUTORIALVQA / "clips.jsonl")
-    videos = sorted({c["video_id"] for c in clips})
-    benchmark_held_out = set(random.Random(11).sample(videos, 10))
+    data = TutorialVQA.open()
+    clips = data.clip_records()
+    videos = data.video_ids()
+    benchmark_held_out = data.left_out_videos(10)
     held_out = set(random.Random(2024).sample([v for v in videos if v not in benchmark_held_out], 10))
     kept = args.work / "clips.jsonl"
     kept.write_text("".join(json.dumps(c) + "\n" for c in clips if c["video_id"] not in held_out))
     build_index([kept], args.work / "tutorialvqa", cache_dir=args.work / "cache")
     # A question about a held-out video names no clip of the index: it counts as unanswerable.
-    samples = collect(Searcher.open(args.work / "tutorialvqa"), read_queries([TUTORIALVQA / "queries-train.jsonl"]))
+    samples = collect(Searcher.open(args.work / "tutorialvqa"), data.queries(TRAIN))
     weights = [1.0] * len(samples)
     tutorial = len(samples)
 
@@ -76,7 +72,7 @@ def main() -> None:
     text = json.dumps(calibration.to_dict(), indent=2) + "\n"
     print(text)
     if args.write:
-        (REPO / "src" / "clipsearch" / "default_calibration.json").write_text(text)
+        (REPO / "src" / "clipsearch" / "scoring" / "default_calibration.json").write_text(text)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 from pathlib import Path
 
-from clipsearch.tuning import TuneOptions, tune
+from tutorialvqa import DATA_DIR, DEV, TRAIN, TutorialVQA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tutorialvqa"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from clipsearch.evaluate.tuning import TuneOptions, tune
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -38,20 +33,22 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED, help="TutorialVQA folder (default: ../shared/...)")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="TutorialVQA folder (default: ../shared/...)")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--video-disjoint", action="store_true", help="hold the ten Random(11) videos out of training")
     parser.add_argument("--work", type=Path, help="scratch directory kept between runs (embedding cache)")
     args = parser.parse_args()
 
-    clips, train, dev = args.data / "clips.jsonl", args.data / "queries-train.jsonl", args.data / "queries-dev.jsonl"
+    data = TutorialVQA.open(args.data)
+    clips, train, dev = data.clips_path(), data.queries_path(TRAIN), data.queries_path(DEV)
     with tempfile.TemporaryDirectory() as scratch:
         if args.video_disjoint:
-            video_of = {c["id"]: c["video_id"] for c in read_jsonl(clips)}
-            held = set(random.Random(11).sample(sorted(set(video_of.values())), 10))
+            video_of = {c["id"]: c["video_id"] for c in data.clip_records()}
+            held = data.left_out_videos(10)
             about_held = lambda q: bool({video_of[i] for i in q["relevant"]} & held)  # noqa: E731
-            train = write_jsonl(Path(scratch) / "train.jsonl", [q for q in read_jsonl(train) if not about_held(q)])
-            dev = write_jsonl(Path(scratch) / "dev.jsonl", [q for q in read_jsonl(dev) if about_held(q)])
+            train = write_jsonl(Path(scratch) / "train.jsonl",
+                                [q for q in data.query_records(TRAIN) if not about_held(q)])
+            dev = write_jsonl(Path(scratch) / "dev.jsonl", [q for q in data.query_records(DEV) if about_held(q)])
         result = tune([clips], [train], args.out, dev_files=[dev], options=TuneOptions(), work=args.work,
                       say=lambda message: print(message, flush=True))
     print(json.dumps({"before": result.before, "after": result.after, "fusion": result.fusion,
