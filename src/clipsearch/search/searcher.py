@@ -16,11 +16,13 @@ from clipsearch.encode.models import resolve_model
 from clipsearch.errors import ModelMismatch
 from clipsearch.index.bm25 import LexicalMatch
 from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.vector_store import CLIP_FIELDS
 from clipsearch.scoring.fusion import COMPONENTS
 from clipsearch.search.answer import Answer, Hit
 from clipsearch.search.threads import helper_pool
 
-VECTOR_FIELDS = ("question", "answer")
+#: The fields with one vector per clip (the others are spans of answers), as the vector store names them.
+VECTOR_FIELDS = CLIP_FIELDS
 #: How much deeper the fields that find candidates read when a span field only ranks (``rank_only``): 1.4 (70 for
 #: k up to 12) kept TutorialVQA dev Recall@10 over the 100k-clip synthetic corpus with passages rank-only (0.5438
 #: against 0.5430 with passages searched; 50 deep without them: 0.5373) and raised it at 1M clips (0.4140 -> 0.4245
