@@ -32,6 +32,10 @@ class IndexCorrupt(ClipsearchError):
     """An index version does not match its manifest (missing file, wrong size or hash, bad JSON)."""
 
 
+class IndexUnavailable(ClipsearchError):
+    """What holds the index's vectors cannot be reached now (a Milvus server down); trying again may succeed."""
+
+
 class ModelMismatch(ClipsearchError):
     """The model given for a query does not match the one the index was built with."""
 

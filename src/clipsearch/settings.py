@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         "candidates the other fields and BM25 find, which then read 1.4 times as deep.",
     )
     keep_versions: int = Field(3, ge=1, description="Index versions kept after a build, for rollback.")
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="At build: where the vectors go: faiss (files in the index directory) or milvus (a collection "
+        "per version on a Milvus server or Milvus Lite file; readers take it from the manifest).",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="At build, with --backend milvus: the Milvus server (http://host:19530) or a Milvus Lite .db "
+        "file, relative to the index directory. Default: milvus.db in the index directory.",
+    )
+    milvus_token_env: str | None = Field(
+        None,
+        description="At build, with --backend milvus: the name of the env var that holds the Milvus token (the "
+        "token itself is never written down; readers read the same variable).",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP service binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP service listens on.")
     log_level: str = Field(

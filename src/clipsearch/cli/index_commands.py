@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +15,7 @@ from clipsearch.cli.options import (
     PassageSearchMaxVectorsOption,
     SpanSearchMaxVectorsOption,
     _default,
+    _setting,
     _stderr_console,
     fail,
     index_app,
@@ -21,6 +23,11 @@ from clipsearch.cli.options import (
 from clipsearch.errors import ClipsearchError
 from clipsearch.ingest.segmentation import Segmentation
 from clipsearch.settings import ENV_PREFIX, Settings
+
+
+class Backend(str, Enum):
+    faiss = "faiss"
+    milvus = "milvus"
 
 
 @index_app.command("build")
@@ -62,6 +69,9 @@ def index_build(
         bool, typer.Option(help="Transcripts: also cut a clip across each cut, from the middle of one clip to the "
                            "middle of the next.")
     ] = Segmentation.overlap,
+    backend: Annotated[Backend, _setting("backend", "--backend")] = Backend(_default("backend")),
+    milvus_uri: Annotated[Optional[str], _setting("milvus_uri", "--milvus-uri")] = None,
+    milvus_token_env: Annotated[Optional[str], _setting("milvus_token_env", "--milvus-token-env")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Build a new version of an index from clip files and transcripts and switch to it once it is verified.
@@ -76,6 +86,8 @@ def index_build(
         clipsearch index build examples/clips.jsonl examples/page.txt --out index/example
 
         clipsearch index build videos.jsonl --out index/videos
+
+        clipsearch index build clips.jsonl --out index/big --backend milvus --milvus-uri http://127.0.0.1:19530
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -99,7 +111,8 @@ def index_build(
                 flat_max_vectors=flat_max_vectors, float_max_vectors=float_max_vectors,
                 span_search_max_vectors=span_search_max_vectors,
                 passage_search_max_vectors=passage_search_max_vectors, segmentation=segmentation,
-                corpus_encoder=corpus_encoder.value,
+                corpus_encoder=corpus_encoder.value, backend=backend.value, milvus_uri=milvus_uri,
+                milvus_token_env=milvus_token_env,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except ClipsearchError as exc:
@@ -114,3 +127,115 @@ def index_build(
         f"  seconds: reading {phases['read']:.2f}, model and ONNX exports {phases['encoder']:.2f}, "
         f"embedding {phases['embed']:.2f}, indexing {phases['index']:.2f}"
     )
+
+
+IndexDirArgument = Annotated[Path, typer.Argument(help="The index directory.")]
+
+
+@index_app.command("upsert")
+def index_upsert(
+    sources: Annotated[list[Path], typer.Argument(help="Clip files and transcripts, as for `index build`: clips "
+                                                  "with a new id are added, clips with a known id replace it.")],
+    index: Annotated[Path, typer.Option("--index", "-i", envvar=f"{ENV_PREFIX}INDEX", help="Index directory.")],
+    cache_dir: Annotated[Optional[Path], _setting("cache_dir", "--cache-dir")] = None,
+    keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
+) -> None:
+    """Add or replace clips in a Milvus-backed index without a rebuild: only new and changed clips are embedded.
+
+    The collection is changed in place and a new version becomes current once it verifies (the service reloads
+    it). A FAISS index answers that it must be rebuilt (exit 1).
+
+    Example usage:
+
+        clipsearch index upsert new-clips.jsonl --index index/big
+    """
+    from clipsearch.index.upsert import upsert_clips
+
+    try:
+        result = upsert_clips(index, sources, cache_dir=cache_dir, keep_versions=keep_versions)
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    _echo_change(index, result)
+
+
+@index_app.command("delete")
+def index_delete(
+    ids: Annotated[list[str], typer.Argument(help="Ids of the clips to delete.")],
+    index: Annotated[Path, typer.Option("--index", "-i", envvar=f"{ENV_PREFIX}INDEX", help="Index directory.")],
+    keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
+) -> None:
+    """Delete clips by id from a Milvus-backed index; an unknown id changes nothing (exit 1).
+
+    Example usage:
+
+        clipsearch index delete bike-03 bike-04 --index index/big
+    """
+    from clipsearch.index.upsert import upsert_clips
+
+    try:
+        result = upsert_clips(index, delete_ids=ids, keep_versions=keep_versions)
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    _echo_change(index, result)
+
+
+def _echo_change(index: Path, result) -> None:
+    if result.index is None:
+        typer.echo(f"{index}: nothing to change ({result.unchanged} clips unchanged)")
+        return
+    typer.echo(
+        f"{index} version {result.index.version}: {result.added} added, {result.changed} changed, "
+        f"{result.deleted} deleted, {result.unchanged} unchanged ({result.encoded} texts encoded) "
+        f"in {result.seconds:.2f} s"
+    )
+
+
+@index_app.command("versions")
+def index_versions(
+    index: IndexDirArgument,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per version.")] = False,
+) -> None:
+    """List an index's versions, oldest first: id, built_at, clips, model, backend, and which is current.
+
+    Example usage:
+
+        clipsearch index versions index/example
+    """
+    import json
+
+    from clipsearch.index.versions import list_versions
+
+    try:
+        versions = list_versions(index)
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    for v in versions:
+        if as_json:
+            typer.echo(json.dumps(v.to_dict()))
+        else:
+            derived = f" (from {v.derived_from})" if v.derived_from else ""
+            typer.echo(f"{'*' if v.current else ' '} {v.id}  {v.built_at}  {v.clips} clips  {v.model}  "
+                       f"{v.backend}{derived}")
+
+
+@index_app.command("rollback")
+def index_rollback(
+    index: IndexDirArgument,
+    to: Annotated[Optional[str], typer.Option("--to", help="The version to make current. Default: the newest "
+                                              "one older than the current one.")] = None,
+) -> None:
+    """Make an older version current again once it verifies (a running service reloads it).
+
+    Example usage:
+
+        clipsearch index rollback index/example
+
+        clipsearch index rollback index/example --to 20261203T101500123456Z-1a2b3c
+    """
+    from clipsearch.index.versions import rollback
+
+    try:
+        restored = rollback(index, to)
+    except ClipsearchError as exc:
+        raise fail(exc) from None
+    typer.echo(f"{index}: version {restored.version} is current ({len(restored)} clips)")

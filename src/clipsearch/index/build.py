@@ -46,10 +46,20 @@ from clipsearch.index.layout import (
     link_or_copy,
     new_version_id,
     prune_versions,
+    remove_temporaries,
     sha256_file,
     switch_current,
 )
+from clipsearch.index.milvus_store import connect, resolve_uri
+from clipsearch.index.milvus_writer import (
+    drop_quietly,
+    drop_unreferenced,
+    milvus_settings,
+    switch_alias,
+    write_collection,
+)
 from clipsearch.index.passages import passages, sentences
+from clipsearch.index.vector_store import BACKENDS
 from clipsearch.ingest.clip_record import Clip
 from clipsearch.ingest.corpus import read_clips
 from clipsearch.ingest.segmentation import Segmentation
@@ -109,6 +119,9 @@ def build_index(
     float_max_vectors: int = ann.FLOAT_MAX_VECTORS,
     span_search_max_vectors: int = ann.SPAN_SEARCH_MAX_VECTORS,
     passage_search_max_vectors: int = ann.PASSAGE_SEARCH_MAX_VECTORS,
+    backend: str = "faiss",
+    milvus_uri: str | None = None,
+    milvus_token_env: str | None = None,
 ) -> BuildResult:
     """Build an index of the clips in ``sources`` as a new version of ``out`` and make it current.
 
@@ -133,10 +146,15 @@ def build_index(
             already, so serving never exports; None: none (beyond the fp32 one an ``onnx`` corpus encoder needs).
         corpus_encoder: what embeds the clips (see :func:`corpus_encoder_for`): ``onnx`` or ``torch``.
         batch_size: texts per encoding batch; default the corpus encoder's best (``BATCH_SIZES``).
+        backend: where the vectors go: ``faiss`` (files in the version directory) or ``milvus`` (a collection per
+            version, see :mod:`clipsearch.index.milvus_store`).
+        milvus_uri: the Milvus server (``http://host:19530``) or Milvus Lite file (``.db``, relative to ``out``);
+            default ``milvus.db`` in ``out``. milvus_token_env: the env var that holds the server's token, if any.
 
     Raises:
         CorpusError: an input is malformed (nothing is written).
         IndexBusy: another build of ``out`` is running.
+        IndexUnavailable: the Milvus server cannot be reached (nothing is switched).
     """
     began = time.perf_counter()
     phases: dict[str, float] = {}
@@ -146,11 +164,17 @@ def build_index(
     phases["read"] = time.perf_counter() - began
     out = Path(out)
     check_writable_index_dir(out)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if corpus_encoder not in CORPUS_ENCODERS:
         raise ValueError(f"corpus_encoder must be one of {CORPUS_ENCODERS}, not {corpus_encoder!r}")
     ref = resolve_model(model)
     out.mkdir(parents=True, exist_ok=True)
     with build_lock(out):
+        remove_temporaries(out)
+        milvus = milvus_settings(out, milvus_uri, milvus_token_env) if backend == "milvus" else None
+        if milvus is not None:
+            drop_unreferenced(out, milvus)  # left by a build that died
         cache_dir = Path(cache_dir or out / "cache")
         mark = time.perf_counter()
         encoder = corpus_encoder_for(ref, cache_dir, corpus_encoder, onnx_precision)
@@ -168,14 +192,25 @@ def build_index(
             out, clips, vectors, sources, encoder, model_name, model_source, fusion or ranking_for(encoder),
             calibration if calibration is not None else calibration_for(encoder),
             ann.Limits(flat_max_vectors, float_max_vectors, span_search_max_vectors, passage_search_max_vectors),
-            segmentation,
+            segmentation, milvus=milvus,
         )
         index = ClipIndex.load_version(out, version)
-        switch_current(out, version.name)
-        prune_versions(out, keep_versions)
+        make_current(out, index, keep_versions)
         phases["index"] = time.perf_counter() - mark
     total = sum(len(rows) for _, rows in vectors.values())
     return BuildResult(index, len(clips), total, encoded, cached, time.perf_counter() - began, phases)
+
+
+def make_current(out: Path, index: ClipIndex, keep_versions: int) -> None:
+    """Switch ``current`` (and a Milvus index's alias) to the verified ``index``, then prune old versions (and
+    the collections no kept version names)."""
+    milvus = index.manifest.get("milvus")
+    if milvus is not None:
+        switch_alias(index.store, milvus["alias"])
+    switch_current(out, index.version)
+    prune_versions(out, keep_versions)
+    if milvus is not None:
+        drop_unreferenced(out, milvus)
 
 
 def ranking_for(encoder: Encoder) -> Fusion:
@@ -279,6 +314,8 @@ def _write_version(
     out, clips, vectors, sources, encoder, model_name, model_source, fusion: Fusion, calibration: Calibration | None,
     limits: ann.Limits,
     segmentation: Segmentation,
+    *,
+    milvus: dict | None = None,
 ) -> Path:
     versions = out / VERSIONS
     versions.mkdir(exist_ok=True)
@@ -290,7 +327,11 @@ def _write_version(
             for clip in clips:
                 handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
         counts, types = {}, {}
-        for kind, (matrix, table) in vectors.items():
+        if milvus is not None:
+            milvus, counts, types = write_collection(
+                out, temp, version, milvus, clips, vectors, encoder.dim, encoder.fingerprint, limits.flat_max_vectors
+            )
+        for kind, (matrix, table) in vectors.items() if milvus is None else ():
             span = kind in SPAN_FILES
             index_name = SPAN_FILES[kind][0] if span else VECTOR_FILES[kind]
             kind_type = limits.type_for(len(matrix), span=span, passage=kind == "passage")
@@ -309,6 +350,7 @@ def _write_version(
             for file in sorted(temp.rglob("*"))
             if file.is_file()
         }
+        backend_name = "faiss" if milvus is None else "milvus"
         manifest = {
             "format_version": FORMAT_VERSION,
             "version": version,
@@ -319,6 +361,8 @@ def _write_version(
             "model_fingerprint": encoder.fingerprint,
             "dim": encoder.dim,
             "metric": METRIC,
+            "backend": backend_name,
+            **({"milvus": milvus} if milvus is not None else {}),
             "index_type": max((t["type"] for t in types.values()), key=ann.TYPES.index, default=ann.FLAT),
             "index_types": types,
             **limits.to_dict(),
@@ -339,6 +383,8 @@ def _write_version(
         return final
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
+        if milvus is not None and "collection" in milvus:
+            drop_quietly(connect(resolve_uri(milvus["uri"], out), milvus["token_env"]), milvus["collection"])
         raise
 
 
@@ -387,8 +433,7 @@ def derive_version(
             shutil.rmtree(temp, ignore_errors=True)
             raise
         index = ClipIndex.load_version(out, final)
-        switch_current(out, version)
-        prune_versions(out, keep_versions)
+        make_current(out, index, keep_versions)
     return index
 
 

@@ -96,14 +96,16 @@ class ClipIndex:
         """The model this index was built with, resolved on this machine."""
         return model_ref_from_manifest(self.root, self.manifest)
 
-    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None):
+    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None,
+               where: dict | None = None):
         """Top ``k`` ids by inner product of ``field`` vectors, optionally only among ``rows`` (ids).
 
         Returns:
             (scores, ids) arrays of shape (len(queries), k'); ids are -1 where fewer than k exist. Ids are clip rows
-            for question and answer vectors, span positions for sentences and passages.
+            for question and answer vectors, span positions for sentences and passages. ``where`` is the filter
+            ``rows`` came from, by field values, for a backend that filters inside its engine.
         """
-        return self.store.search(field, queries, k, rows)
+        return self.store.search(field, queries, k, rows, where)
 
     def searchable(self, field: str) -> bool:
         """Whether a field has an index to find candidates with (a rank_only field only ranks them)."""

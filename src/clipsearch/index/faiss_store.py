@@ -164,8 +164,10 @@ class FaissStore:
     def span_fields(self) -> tuple[str, ...]:
         return tuple(self.spans)
 
-    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None):
-        """Top ``k`` ids by inner product of ``field`` vectors, optionally only among ``rows`` (ids).
+    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None,
+               where: dict | None = None):
+        """Top ``k`` ids by inner product of ``field`` vectors, optionally only among ``rows`` (ids; ``where``, the
+        same filter by field values, is for backends that filter inside their engine).
 
         Returns:
             (scores, ids) arrays of shape (len(queries), k'); ids are -1 where fewer than k exist. Ids are clip rows

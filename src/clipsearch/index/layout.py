@@ -74,6 +74,13 @@ def current_version_path(root: str | Path) -> Path:
     return target
 
 
+def span_tables(path: Path) -> dict:
+    """{span field: (clip row, char_start, char_end) per position} of the version at ``path``, memory-mapped."""
+    import numpy as np
+
+    return {kind: np.asarray(np.load(path / spans, mmap_mode="r")) for kind, (_, spans) in SPAN_FILES.items()}
+
+
 def current_version_id(root: str | Path) -> str | None:
     """The id of the version ``current`` names, cheaply (no loading); None when there is none."""
     try:
@@ -117,6 +124,17 @@ def prune_versions(root: Path, keep: int) -> list[str]:
     for name in doomed:
         shutil.rmtree(root / VERSIONS / name, ignore_errors=True)
     return doomed
+
+
+def remove_temporaries(root: Path) -> list[str]:
+    """Remove what a build that died left (``versions/.tmp-*``, ``.current.*``); call under the build lock."""
+    left = [*(root / VERSIONS).glob(".tmp-*"), *root.glob(f".{CURRENT}.*")] if (root / VERSIONS).is_dir() else []
+    for path in left:
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return [path.name for path in left]
 
 
 def check_writable_index_dir(out: Path) -> None:

@@ -20,7 +20,7 @@ from clipsearch.index.layout import MANIFEST
 
 CLIP_FIELDS = ("question", "answer")
 SPAN_FIELDS = ("sentence", "passage")
-BACKENDS = ("faiss",)
+BACKENDS = ("faiss", "milvus")
 
 
 class VectorStore(Protocol):
@@ -32,9 +32,12 @@ class VectorStore(Protocol):
     def span_fields(self) -> tuple[str, ...]:
         """The span fields this version holds, in :data:`SPAN_FIELDS` order."""
 
-    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (scores, ids) by inner product per query, only among ids ``rows`` when given; -1 pads."""
+    def search(self, field: str, queries: np.ndarray, k: int, rows: np.ndarray | None = None,
+               where: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) by inner product per query, only among ids ``rows`` when given; -1 pads.
+
+        ``where`` is the same filter by field values (``{"source": [...], "video_id": [...]}``): a backend that
+        filters inside its engine (Milvus) uses it instead of ``rows``."""
 
     def searchable(self, field: str) -> bool:
         """Whether ``field`` can find candidates (a rank-only field only ranks the others' candidates)."""
@@ -63,4 +66,8 @@ def open_vector_store(path: Path, manifest: dict, clips: int) -> VectorStore:
         from clipsearch.index.faiss_store import FaissStore
 
         return FaissStore.load(path, manifest, clips)
+    if backend == "milvus":
+        from clipsearch.index.milvus_store import MilvusStore
+
+        return MilvusStore.load(path, manifest, clips)
     raise IndexCorrupt(f"{path / MANIFEST}: unknown vector backend {backend!r}; this clipsearch has {', '.join(BACKENDS)}")

@@ -137,7 +137,7 @@ class Searcher:
             if alone and self._helpers is not None:
                 lexical = self._helpers.submit(self.index.bm25.match, query, self._fetch(k), rows)
             vector = self.encoder.encode([query], threads=None if alone else 1)
-            return self._search(query, vector, k, rows, collapse, group_by, lexical)
+            return self._search(query, vector, k, rows, collapse, group_by, lexical, where=filters)
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -154,15 +154,15 @@ class Searcher:
     ) -> Answer:
         """:meth:`search` with the query already encoded (``vector``: shape (1, dim)), e.g. in batches."""
         _check_group_by(group_by)
-        return self._search(query, vector, k, self._rows_matching(filters), collapse, group_by)
+        return self._search(query, vector, k, self._rows_matching(filters), collapse, group_by, where=filters)
 
     def _search(
         self, query: str, vector: np.ndarray, k: int, rows: np.ndarray | None, collapse: bool, group_by: str | None,
-        lexical: Future | None = None,
+        lexical: Future | None = None, *, where: Mapping[str, Sequence[str]] | None = None,
     ) -> Answer:
         if self._nothing_to_rank(k, rows):
             return Answer(query, False, [])
-        candidates, components = self.components(query, vector, self._fetch(k), rows, lexical=lexical)
+        candidates, components = self.components(query, vector, self._fetch(k), rows, lexical=lexical, where=where)
         fused = self.fusion.score_many(components)
         order = np.lexsort((candidates, -fused))  # best first, ties by clip row
         kept: list[tuple[int, list[str]]] = []  # (position in candidates, overlapping ids)
@@ -188,7 +188,7 @@ class Searcher:
 
     def components(
         self, query: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None = None, *,
-        lexical: LexicalMatch | Future | None = None,
+        lexical: LexicalMatch | Future | None = None, where: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The clips worth ranking for a query and every ranking component of each, before fusion.
 
@@ -197,6 +197,7 @@ class Searcher:
             fetch: how deep to read each component's own top list (the candidates are their union).
             rows: only these clip rows (a filter), or all.
             lexical: the query's BM25 match (or its future) when it was started already.
+            where: the filters ``rows`` came from, for a vector store that filters inside its engine.
 
         Returns:
             (candidate clip rows, sorted; {component: array aligned with the rows, NaN = absent}).
@@ -205,7 +206,7 @@ class Searcher:
         found: dict[str, np.ndarray] = {}
 
         def search(name: str) -> None:
-            found[name] = self._found_by(name, vector, fetch, rows)
+            found[name] = self._found_by(name, vector, fetch, rows, where)
 
         def match() -> None:
             found["bm25"] = self.index.bm25.match(query, fetch, rows)
@@ -290,13 +291,15 @@ class Searcher:
             mask &= getattr(self._columns, name).rows_equal_to_any(values)
         return np.flatnonzero(mask)
 
-    def _found_by(self, name: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None) -> np.ndarray:
+    def _found_by(self, name: str, vector: np.ndarray, fetch: int, rows: np.ndarray | None,
+                  where: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
         """The clip rows the ``fetch`` (spans: 2 × fetch) nearest vectors of field ``name`` belong to."""
+        where = where if rows is not None else None
         if name in VECTOR_FIELDS:
-            return self.index.search(name, vector, fetch, rows)[1][0]
+            return self.index.search(name, vector, fetch, rows, where)[1][0]
         table = self.index.store.span_table(name)
         positions = None if rows is None else np.flatnonzero(np.isin(table[:, 0], rows))
-        ids = self.index.search(name, vector, fetch * 2, positions)[1][0]
+        ids = self.index.search(name, vector, fetch * 2, positions, where)[1][0]
         return table[ids[ids >= 0], 0]
 
     def _components(self, rows: np.ndarray, vector: np.ndarray, lexical: LexicalMatch) -> dict[str, np.ndarray]:

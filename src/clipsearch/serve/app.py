@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clipsearch._version import __version__
+from clipsearch.errors import IndexUnavailable
 from clipsearch.search.threads import one_omp_thread_here, one_thread_per_search
 from clipsearch.serve.middleware import AccessLog, ConcurrencyLimit, RequestLimits
 from clipsearch.serve.prometheus import Metrics
@@ -202,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return HTMLResponse(html, status_code=422)
         try:
             result, version = answer(params.q, params.k, params.source, params.video_id)
-        except IndexNotLoaded as exc:
+        except (IndexNotLoaded, IndexUnavailable) as exc:
             html = render_search_page(
                 query=q, answer=None, error=f"The search is not ready: {exc}", k=params.k
             )
@@ -271,6 +272,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexNotLoaded)
     async def not_loaded(request: Request, exc: IndexNotLoaded):
         return error_response(503, str(exc), "index_not_loaded", headers={"Retry-After": "5"})
+
+    @app.exception_handler(IndexUnavailable)
+    async def unavailable(request: Request, exc: IndexUnavailable):
+        return error_response(503, str(exc), "index_unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(ReloadRefused)
     async def refused(request: Request, exc: ReloadRefused):

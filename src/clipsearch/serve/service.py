@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from clipsearch.encode.factory import load_query_encoder
 from clipsearch.encode.models import resolve_model
-from clipsearch.errors import ClipsearchError, IndexNotFound
+from clipsearch.errors import ClipsearchError, IndexNotFound, IndexUnavailable
 from clipsearch.index.clip_index import ClipIndex
 from clipsearch.index.layout import current_version_path
 from clipsearch.search.searcher import Searcher
@@ -150,6 +150,12 @@ class Service:
                 raise ReloadRefused(self._error)
             try:
                 searcher = self._open(path)
+            except IndexUnavailable as exc:  # not the version's fault: the next check tries it again
+                keeping = f"; still serving version {loaded}" if loaded else ""
+                self._set_error(f"version {path.name} of {self.root} cannot load now: {exc}{keeping}")
+                if serving is None:
+                    raise IndexNotLoaded(self._error) from None
+                raise ReloadRefused(self._error) from None
             except Exception as exc:  # noqa: BLE001 - whatever breaks the loader, the version is refused
                 keeping = f"; still serving version {loaded}" if loaded else ""
                 self._refuse(path.name, f"version {path.name} of {self.root} refused: {exc}{keeping}")
