@@ -234,9 +234,9 @@ def test_above_the_passage_limit_passages_only_rank_and_the_other_fields_read_de
     depths: dict[str, int] = {}
     search = ClipIndex.search
 
-    def recording(index, field, vector, k, rows=None):
+    def recording(index, field, vector, k, rows=None, where=None):
         depths[field] = k
-        return search(index, field, vector, k, rows)
+        return search(index, field, vector, k, rows, where)
 
     monkeypatch.setattr(ClipIndex, "search", recording)
     question = "how fine should I grind for espresso"

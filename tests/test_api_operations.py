@@ -123,7 +123,7 @@ def test_openapi_documents_every_endpoint_and_model(live_server, admin_server):
 # --- settings -----------------------------------------------------------------------------------------------
 
 BUILD_ONLY = {"keep_versions", "flat_max_vectors", "float_max_vectors", "span_search_max_vectors",
-              "passage_search_max_vectors", "corpus_encoder"}
+              "passage_search_max_vectors", "corpus_encoder", "backend", "milvus_uri", "milvus_token_env"}
 
 
 def test_serve_help_lists_every_serving_setting_with_its_env_var():
