@@ -13,6 +13,10 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   under a load client in this process: ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's
   and the server's CPU, the server's peak RSS and, at the end, its anonymous and file-backed (memory-mapped,
   reclaimable) pages;
+- with the Milvus backend (a ``milvus-lite server`` on loopback, issue 17), at each ``--milvus-sizes`` clip count:
+  the scale corpus written as a Milvus collection (build and alias-switch time) and ``clipsearch serve`` on it and
+  on the FAISS index of the same corpus under the same load; and a 1 % upsert of the 408 clips against a full
+  rebuild (see scripts/perf/milvus.py);
 - the floor of an HTTP search: a FastAPI app on uvicorn that only encodes the question (``floor_app``), and the
   same app without encoding, under the 1-client load;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load, and
@@ -50,6 +54,7 @@ from perf.builds import tutorialvqa_builds
 from perf.corpus import question_pool
 from perf.encoders import agreement, encoder_latency
 from perf.http_load import http_floor, http_load
+from perf.milvus import milvus_run
 from perf.report import machine, save
 from perf.scale import scale_run
 from perf.txtai import txtai_run
@@ -70,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-index-gb", type=float, default=8.0,
                         help="skip a size whose estimated index RAM is larger (recorded in the report)")
     parser.add_argument("--txtai-python", help="python of a venv with txtai[api], for the comparison")
-    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,txtai",
+    parser.add_argument("--milvus-sizes", default="10000,100000",
+                        help="clip counts served from Milvus beside FAISS (the milvus stage; each needs its scale "
+                        "index from the scale stage)")
+    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,milvus,txtai",
                         help="which parts to run (scale, agreement and txtai reuse the TutorialVQA index of "
                         "an earlier run's builds in --work)")
     args = parser.parse_args(argv)
@@ -108,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     stage("agreement", "agreement of ONNX and torch", lambda: agreement(tvqa, encoder))
     for size in sizes:
         stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args), clips=size)  # noqa: B023
+    milvus_sizes = [int(s) for s in args.milvus_sizes.split(",") if s.strip()]
+    stage("milvus", "milvus beside faiss", lambda: milvus_run(milvus_sizes, encoder, tvqa, pool, args))
     stage("floor", "floor of an HTTP search", lambda: http_floor(tvqa / "cache", pool, args))
     if args.txtai_python:
         stage("txtai", "txtai", lambda: txtai_run(args.txtai_python, pool, args))

@@ -149,3 +149,30 @@ def test_upsert_adds_and_replaces_clips_and_delete_removes_them_in_place(milvus_
 def test_a_faiss_index_answers_that_it_is_rebuilt_not_upserted(example_index):
     with pytest.raises(ClipsearchError, match="is a FAISS index: FAISS versions are rebuilt"):
         upsert_clips(example_index, delete_ids=[CLIPS[0]["id"]])
+
+
+def test_the_upsert_and_delete_commands_change_a_milvus_index_and_refuse_a_faiss_one(milvus_index, example_index,
+                                                                                    tmp_path):
+    from typer.testing import CliRunner
+
+    from clipsearch.cli import app
+
+    new = {**CLIPS[1], "id": "tea-2", "question": "How long should black tea steep?",
+           "answer": "Three to five minutes in water just off the boil, then take the leaves out."}
+    changes = tmp_path / "new.jsonl"
+    changes.write_text(json.dumps(new) + "\n", encoding="utf-8")
+    runner = CliRunner()
+
+    added = runner.invoke(app, ["index", "upsert", str(changes), "--index", str(milvus_index)])
+    assert added.exit_code == 0, added.output
+    assert "1 added, 0 changed, 0 deleted" in added.output
+    assert Searcher.open(milvus_index).search("black tea steeping time", k=1).results[0].clip.id == "tea-2"
+
+    unknown = runner.invoke(app, ["index", "delete", "tea-2", "nope", "--index", str(milvus_index)])
+    assert unknown.exit_code == 1 and "no clip with id 'nope'; nothing was changed" in unknown.output
+    deleted = runner.invoke(app, ["index", "delete", "tea-2", "--index", str(milvus_index)])
+    assert deleted.exit_code == 0 and "0 added, 0 changed, 1 deleted" in deleted.output
+    assert len(ClipIndex.open(milvus_index)) == len(CLIPS) + 8  # the clips file and the page's 8 clips
+
+    refused = runner.invoke(app, ["index", "upsert", str(changes), "--index", str(example_index)])
+    assert refused.exit_code == 1 and "is a FAISS index: FAISS versions are rebuilt" in refused.output

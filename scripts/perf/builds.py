@@ -74,13 +74,13 @@ def cli_build(source: Path, out: Path) -> tuple[float, dict]:
                   "phases": dict(zip(("read", "encoder", "embed", "index"), map(float, phases.groups())))}
 
 
-def write_changed(clips: list[Clip], path: Path, fraction: float) -> int:
-    """The clips with ``fraction`` of their answers changed (one sentence added), as JSON lines."""
+def write_changed(clips: list[Clip], path: Path, fraction: float, edit: str = "edit") -> int:
+    """The clips with ``fraction`` of their answers changed (one sentence added, naming ``edit``), as JSON lines."""
     step = max(1, round(1 / fraction))
     with open(path, "w", encoding="utf-8") as handle:
         for row, clip in enumerate(clips):
             record = clip.to_dict()
             if row % step == 0:
-                record["answer"] += f" This part was revised in edit {row}."
+                record["answer"] += f" This part was revised in {edit} {row}."
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return len(clips[::step])

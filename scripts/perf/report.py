@@ -160,6 +160,8 @@ def markdown(result: dict) -> str:
     if "ours_408" in result:
         lines += ["", "## clipsearch on the 408 clips (as txtai below)", "", "```",
                   json.dumps(result["ours_408"], indent=1), "```"]
+    if "milvus" in result:
+        lines += milvus_markdown(result["milvus"])
     if "txtai" in result:
         t = result["txtai"]
         lines += ["", "## txtai API (408 clips, hybrid)", "", "```", json.dumps(t, indent=1), "```"]
@@ -167,3 +169,26 @@ def markdown(result: dict) -> str:
               "sentences; vectors are real vectors mixed with other real vectors plus Gaussian noise (see the "
               "script's docstring).", ""]
     return "\n".join(lines)
+
+
+def milvus_markdown(found: dict) -> list[str]:
+    """The Milvus stage: both backends under the same load at each size, build and alias-switch time, and a 1 %
+    upsert against a full rebuild."""
+    lines = ["", f"## FAISS and Milvus ({found.get('uri', 'error')})", ""]
+    if "error" in found:
+        return lines + [f"failed: {found['error']}"]
+    lines += ["| clips | backend | 1 client p50 / p95 / p99 ms | 1 client req/s | N clients p50 / p99 ms | "
+              "N clients req/s | build s | alias switch ms |", "|---:|---|---|---:|---|---:|---:|---:|"]
+    for row in found["sizes"]:
+        if "skipped" in row or "error" in row:
+            lines.append(f"| {row['clips']} | {row.get('skipped') or row.get('error')} | | | | | | |")
+            continue
+        for backend, http in row["http"].items():
+            one, many = http["one_client"], http["clients"]
+            built = (f"{row['build_s']:.1f} | {row['alias_switch_ms']:.2f}" if backend == "milvus" else " | ")
+            lines.append(f"| {row['clips']} | {backend} | {one['p50']:.1f} / {one['p95']:.1f} / {one['p99']:.1f} | "
+                         f"{one['req_per_s']:.1f} | {many['p50']:.1f} / {many['p99']:.1f} ({many['clients']}) | "
+                         f"{many['req_per_s']:.1f} | {built} |")
+    lines += ["", "Upsert of 1 % of the 408 TutorialVQA clips against a full rebuild (warm embedding cache):", "",
+              "```", json.dumps(found.get("upsert_1pct"), indent=1), "```"]
+    return lines
