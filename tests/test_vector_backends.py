@@ -176,3 +176,19 @@ def test_the_upsert_and_delete_commands_change_a_milvus_index_and_refuse_a_faiss
 
     refused = runner.invoke(app, ["index", "upsert", str(changes), "--index", str(example_index)])
     assert refused.exit_code == 1 and "is a FAISS index: FAISS versions are rebuilt" in refused.output
+
+
+def test_a_derived_version_of_a_milvus_index_shares_its_collection_and_outlives_its_source(milvus_index):
+    from clipsearch.index.build import derive_version
+    from clipsearch.scoring.fusion import Fusion
+
+    source = ClipIndex.open(milvus_index)
+    before = [h.clip.id for h in Searcher.open(milvus_index).search("how do I fix a flat tyre?", k=3).results]
+    derived = derive_version(milvus_index, fusion=Fusion(paraphrase=0.9), keep_versions=1)  # the source is pruned
+    assert derived.manifest["milvus"]["collection"] == source.manifest["milvus"]["collection"]
+    assert [v.id for v in list_versions(milvus_index)] == [derived.version]
+    client = connect(resolve_uri("milvus.db", milvus_index))
+    assert source.manifest["milvus"]["collection"] in client.list_collections()
+    searcher = Searcher.open(milvus_index)
+    assert searcher.fusion.paraphrase == 0.9
+    assert [h.clip.id for h in searcher.search("how do I fix a flat tyre?", k=3).results] == before
