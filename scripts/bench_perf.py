@@ -13,6 +13,8 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   under a load client in this process: ``GET /search`` p50/p95/p99 and req/s with 1 and 4 clients, the client's
   and the server's CPU, the server's peak RSS and, at the end, its anonymous and file-backed (memory-mapped,
   reclaimable) pages;
+- at each ``--sizes`` clip count, what checking the version against its manifest costs at load: the fast checks
+  of every load against the full verification (every byte hashed), cold and warm (``perf/verify.py``);
 - the floor of an HTTP search: a FastAPI app on uvicorn that only encodes the question (``floor_app``), and the
   same app without encoding, under the 1-client load;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load, and
@@ -53,6 +55,7 @@ from perf.http_load import http_floor, http_load
 from perf.report import machine, save
 from perf.scale import scale_run
 from perf.txtai import txtai_run
+from perf.verify import verify_costs
 
 from clipsearch.encode.torch_encoder import Encoder
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-index-gb", type=float, default=8.0,
                         help="skip a size whose estimated index RAM is larger (recorded in the report)")
     parser.add_argument("--txtai-python", help="python of a venv with txtai[api], for the comparison")
-    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,txtai",
+    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,verify,txtai",
                         help="which parts to run (scale, agreement and txtai reuse the TutorialVQA index of "
                         "an earlier run's builds in --work)")
     args = parser.parse_args(argv)
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     stage("agreement", "agreement of ONNX and torch", lambda: agreement(tvqa, encoder))
     for size in sizes:
         stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args), clips=size)  # noqa: B023
+    stage("verify", "verify costs: checking a version at load",
+          lambda: {"rows": verify_costs(sizes, encoder, tvqa, args.work)})
     stage("floor", "floor of an HTTP search", lambda: http_floor(tvqa / "cache", pool, args))
     if args.txtai_python:
         stage("txtai", "txtai", lambda: txtai_run(args.txtai_python, pool, args))

@@ -9,9 +9,10 @@
 - ``http_load``: ``clipsearch serve`` (or any server) under a load client, the floor of an HTTP search
   (``floor_app``), and a process's CPU and RSS; ``scripts/bench_http.py`` takes its ``free_port`` from here;
 - ``txtai``: txtai's API over the same clips, under the same load;
+- ``verify``: what checking a version against its manifest costs at load (fast checks, full verification);
 - ``report``: the targets of issue 7 and perf.json / perf.md.
 
-Imports among them only go one way: ``scale`` uses ``corpus`` and ``http_load``, ``txtai`` uses ``http_load``; the
-others use no module of this package. The TutorialVQA data is read through ``scripts/tutorialvqa.py``. The modules
+Imports among them only go one way: ``scale`` uses ``corpus`` and ``http_load``, ``verify`` uses ``scale``,
+``txtai`` uses ``http_load``; the others use no module of this package. The TutorialVQA data is read through ``scripts/tutorialvqa.py``. The modules
 are imported as ``perf.*`` with scripts/ on ``sys.path`` (as it is for ``python scripts/bench_perf.py``).
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipsearch.errors import IndexCorrupt
 from clipsearch.ingest.clip_record import Clip
 
 STOPWORDS = "en"
@@ -102,7 +103,13 @@ class BM25Index:
 
         # Memory-mapped: at a million clips the postings are hundreds of MB, of which a query reads its terms'. As
         # plain ndarrays over the mappings: every slice of a np.memmap is wrapped in a memmap again.
-        retriever = bm25s.BM25.load(str(directory), mmap=True)
+        try:
+            retriever = bm25s.BM25.load(str(directory), mmap=True)
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise IndexCorrupt(f"{directory}: not a readable BM25 index ({exc!r})") from None
+        documents = retriever.scores.get("num_docs")
+        if documents != size:
+            raise IndexCorrupt(f"{directory / 'params.index.json'}: {documents} documents, the index has {size} clips")
         retriever.scores = {
             key: np.asarray(value) if isinstance(value, np.ndarray) else value
             for key, value in retriever.scores.items()
