@@ -131,7 +131,9 @@ def rebuilder(url: str, token: str, work: Path, index: Path, cache: Path, every:
             run.rebuild_errors.append(f"rebuild {generation}: {exc!r}")
 
 
-def start_server(index: Path, cache: Path, token: str, log) -> tuple[subprocess.Popen, str]:
+def start_server(index: Path, cache: Path, token: str, log, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """`clipsearch serve` of ``index`` on a free 127.0.0.1 port with an admin token, reloading only when asked;
+    returns the process and its URL once it is ready."""
     from perf.http_load import free_port
 
     port = free_port()
@@ -139,7 +141,7 @@ def start_server(index: Path, cache: Path, token: str, log) -> tuple[subprocess.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CLIPSEARCH_ADMIN_TOKEN": token}
     process = subprocess.Popen(
         [sys.executable, "-m", "clipsearch", "serve", "--index", str(index), "--host", "127.0.0.1", "--port",
-         str(port), "--cache-dir", str(cache), "--reload-interval", "0", "--log-level", "warning"],
+         str(port), "--cache-dir", str(cache), "--reload-interval", "0", "--log-level", "warning", *extra],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     deadline = time.monotonic() + 300
