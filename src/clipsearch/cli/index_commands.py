@@ -224,7 +224,8 @@ def index_rollback(
     to: Annotated[Optional[str], typer.Option("--to", help="The version to make current. Default: the newest "
                                               "one older than the current one.")] = None,
 ) -> None:
-    """Make an older version current again once it verifies (a running service reloads it).
+    """Make an older version current again once it verifies in full, every byte hashed (a running service reloads
+    it).
 
     Example usage:
 
