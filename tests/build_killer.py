@@ -25,6 +25,7 @@ import sys
 import time
 
 from clipsearch.cli import app
+from clipsearch.encode.models import fingerprint, resolve_model
 from clipsearch.index import build  # noqa: F401 - imported before the fork, so each child starts at once
 
 #: Audit events that touch the file system, and the argument holding the path.
@@ -62,6 +63,7 @@ def child(command: dict, events_fd: int) -> None:
 
 
 def main() -> None:
+    fingerprint(resolve_model(None).path)  # hashed once here (cached), not in every child
     for line in sys.stdin:
         command = json.loads(line)
         read_end, write_end = os.pipe()

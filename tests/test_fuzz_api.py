@@ -31,7 +31,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 #: Generated requests per route and mode (a route without parameters has few distinct ones: hypothesis stops
 #: when it has made them all).
-EXAMPLES = {"GET /search": 250, "POST /ask": 250, "GET /": 120, "POST /admin/reload": 40}
+EXAMPLES = {"GET /search": 200, "POST /ask": 200, "GET /": 100, "POST /admin/reload": 40}
 DEFAULT_EXAMPLES = 10
 TOTAL = 1000
 

@@ -190,6 +190,15 @@ def test_index_verify_passes_a_good_version_and_every_version(every_kind):
     assert [json.loads(line)["version"] for line in listed.output.splitlines()] == [version]
 
 
+def test_index_verify_all_checks_every_version_directory_even_one_without_a_readable_manifest(every_kind, damaged):
+    (damaged / "manifest.json").write_text("{")
+
+    result = CliRunner().invoke(app, ["index", "verify", str(every_kind), "--all"])
+
+    assert result.exit_code == 1
+    assert f"error: {damaged / 'manifest.json'}: not valid JSON" in result.output
+
+
 def test_a_fast_load_hashes_what_it_reads_and_leaves_the_mapped_arrays_to_a_full_check(every_kind, damaged):
     flip("answers.f16.npy")(damaged)
 

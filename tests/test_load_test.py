@@ -1,4 +1,4 @@
-"""scripts/load_test.py (issue 19): a short run in the suite (2 clients for 6 s, a rebuild + reload every 1.5 s,
+"""scripts/load_test.py (issue 19): a short run in the suite (2 clients for 5 s, a rebuild + reload every 1.2 s,
 against a live server it starts), and its check of a response against the version that answered it."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from load_test import mixed, tag  # noqa: E402
 def test_a_short_load_test_while_rebuilding_has_no_failure_and_no_mixed_version(example_index, tmp_path):
     shutil.copytree(example_index / "cache", tmp_path / "cache")
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "load_test.py"), "--clients", "2", "--seconds", "6",
-         "--rebuild-every", "1.5", "--work", str(tmp_path / "work"), "--cache-dir", str(tmp_path / "cache")],
+        [sys.executable, str(REPO / "scripts" / "load_test.py"), "--clients", "2", "--seconds", "5",
+         "--rebuild-every", "1.2", "--work", str(tmp_path / "work"), "--cache-dir", str(tmp_path / "cache")],
         capture_output=True, text=True, timeout=300,
     )
 

@@ -247,7 +247,8 @@ def index_verify(
     index: IndexDirArgument,
     version: Annotated[Optional[str], typer.Option("--version", help="The version to check. Default: the current "
                                                    "one.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Check every version, oldest first.")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Check every version directory, oldest first (stops at the "
+                                                     "first that is wrong).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per version checked.")] = False,
 ) -> None:
     """Check an index version in full: the sha256 of every byte of every file against its manifest, the
@@ -265,10 +266,10 @@ def index_verify(
     """
     import json
 
-    from clipsearch.index.versions import list_versions, verify
+    from clipsearch.index.versions import verify, version_dirs
 
     try:
-        wanted = [v.id for v in list_versions(index)] if every else [version]
+        wanted = version_dirs(index) if every else [version]
         for name in wanted:
             done = verify(index, name)
             if as_json:

@@ -54,6 +54,18 @@ def list_versions(root: str | Path) -> list[VersionInfo]:
     return found
 
 
+def version_dirs(root: str | Path) -> list[str]:
+    """The id of every published version directory under ``root``, oldest first, whether or not it loads.
+
+    Raises:
+        IndexNotFound: ``root`` has no versions.
+    """
+    root = Path(root)
+    if not (root / VERSIONS).is_dir():
+        raise IndexNotFound(f"no index at {root}: {VERSIONS}/ is missing (build one with `clipsearch index build`)")
+    return sorted(p.name for p in (root / VERSIONS).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def rollback(root: str | Path, to: str | None = None) -> ClipIndex:
     """Make version ``to`` current (default: the newest version older than the current one), once it verifies.
 
