@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from clipsearch.errors import ClipsearchError, IndexBusy, IndexCorrupt, IndexNotFound
-from clipsearch.index.integrity import check_manifest, sealed, sha256_file
+from clipsearch.index.integrity import check_manifest, sealed
+from clipsearch.index.integrity import sha256_file  # noqa: F401 - where the build and upsert have always taken it
 
 FORMAT_VERSION = 1
 METRIC = "inner_product"
@@ -43,9 +44,6 @@ REQUIRED_KEYS = (
     "format_version", "version", "model", "model_source", "model_fingerprint", "dim", "metric",
     "clips", "vectors", "vectors_by_field", "inputs_sha256", "built_at", "files", "ranking",
 )
-
-
-__all__ = ["sha256_file"]  # re-exported: the build and upsert hash with it
 
 
 def current_version_path(root: str | Path) -> Path:

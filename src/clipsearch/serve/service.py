@@ -124,7 +124,7 @@ class Service:
             "model": index.manifest["model"],
             "clips": len(index),
             "query_encoder": f"onnx {encoder.precision}" if getattr(encoder, "backend", "torch") == "onnx" else "torch",
-            "verified": self._verified == index.version,
+            "verified": self._verified == index.path.name,
             "last_reload_error": self._error,
         }
 
@@ -206,18 +206,21 @@ class Service:
             try:
                 check_files(index.path, index.manifest, FULL)
             except Exception as exc:  # noqa: BLE001 - whatever the check meets, the version is not trusted
+                if not index.path.is_dir():  # pruned by later builds: the next check of current moves on
+                    log.warning("version %s of %s was removed before its full check", index.path.name, self.root)
+                    return
                 with self._lock:
                     if self._searcher is searcher:
                         self._searcher = None
                         self.failed_reloads += 1
-                        self._refused = index.version
-                        self._set_error(f"version {index.version} of {self.root} withdrawn: {exc}; no version is "
-                                        "served until a good one is current")
+                        self._refused = index.path.name
+                        self._set_error(f"version {index.path.name} of {self.root} withdrawn: {exc}; no version "
+                                        "is served until a good one is current")
                 return
             with self._lock:
                 if self._searcher is searcher:
-                    self._verified = index.version
-                    log.info("version %s of %s verified in full", index.version, self.root)
+                    self._verified = index.path.name
+                    log.info("version %s of %s verified in full", index.path.name, self.root)
 
         threading.Thread(target=run, name="clipsearch-verify", daemon=True).start()
 
