@@ -225,3 +225,32 @@ def test_a_serving_process_refuses_every_damage_and_keeps_its_version(server, ev
         switch_current(every_kind, good)
     assert httpx.post(server.url + "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"},
                       timeout=60).json() == {"version": good, "reloaded": False}
+
+
+def test_an_operator_who_built_a_bad_corpus_lists_the_versions_and_rolls_back(tmp_path, example_index):
+    shutil.copytree(example_index / "cache", tmp_path / "cache")
+    root, options = tmp_path / "index", ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"answer": "Only this clip made it into the export.", "start": 0, "end": 5}) + "\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", "build", *map(str, EXAMPLE_CORPUS), "--out", str(root), *options]).exit_code == 0
+    good = current_version_path(root).name
+    assert runner.invoke(app, ["index", "build", str(bad), "--out", str(root), *options]).exit_code == 0
+    wrong = current_version_path(root).name
+
+    listed = runner.invoke(app, ["index", "versions", str(root), "--json"])
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [(r["id"], r["clips"], r["model"], r["current"]) for r in rows] == [
+        (good, 20, "all-MiniLM-L6-v2", False), (wrong, 1, "all-MiniLM-L6-v2", True)]
+    assert all(r["built_at"].endswith("+00:00") for r in rows)
+    text = runner.invoke(app, ["index", "versions", str(root)]).output.splitlines()
+    assert text[1].startswith(f"* {wrong}  ") and "  1 clips  all-MiniLM-L6-v2" in text[1]
+
+    rolled = runner.invoke(app, ["index", "rollback", str(root)])
+    assert rolled.exit_code == 0 and rolled.output == f"{root}: version {good} is current (20 clips)\n"
+    assert current_version_path(root).name == good
+    assert runner.invoke(app, ["index", "verify", str(root)]).exit_code == 0
+    unknown = runner.invoke(app, ["index", "rollback", str(root), "--to", "nope"])
+    assert unknown.exit_code == 1 and f"no version 'nope'; the versions are {good}, {wrong}" in unknown.output
+    assert runner.invoke(app, ["index", "rollback", str(root), "--to", wrong]).exit_code == 0
+    assert current_version_path(root).name == wrong
