@@ -58,6 +58,7 @@ from perf.milvus import milvus_run
 from perf.report import machine, save
 from perf.scale import scale_run
 from perf.txtai import txtai_run
+from perf.verify import verify_costs
 
 from clipsearch.encode.torch_encoder import Encoder
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--milvus-sizes", default="10000,100000",
                         help="clip counts served from Milvus beside FAISS (the milvus stage; each needs its scale "
                         "index from the scale stage)")
-    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,milvus,txtai",
+    parser.add_argument("--stages", default="encoders,builds,agreement,floor,scale,milvus,verify,txtai",
                         help="which parts to run (scale, agreement and txtai reuse the TutorialVQA index of "
                         "an earlier run's builds in --work)")
     args = parser.parse_args(argv)
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         stage("scale", f"scale {size}", lambda: scale_run(size, encoder, tvqa, pool, args), clips=size)  # noqa: B023
     milvus_sizes = [int(s) for s in args.milvus_sizes.split(",") if s.strip()]
     stage("milvus", "milvus beside faiss", lambda: milvus_run(milvus_sizes, encoder, tvqa, pool, args))
+    stage("verify", "verify costs: checking a version at load",
+          lambda: {"rows": verify_costs(sizes, encoder, tvqa, args.work)})
     stage("floor", "floor of an HTTP search", lambda: http_floor(tvqa / "cache", pool, args))
     if args.txtai_python:
         stage("txtai", "txtai", lambda: txtai_run(args.txtai_python, pool, args))

@@ -30,6 +30,11 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--crash-kills", type=int, default=10,
+                     help="random points at which tests/test_crash.py kills a build (default 10)")
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch):
     """No test sees the developer's CLIPSEARCH_* settings or reaches a model hub."""

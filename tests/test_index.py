@@ -13,6 +13,7 @@ from clipsearch.encode.torch_encoder import Encoder
 from clipsearch.errors import ClipsearchError, IndexBusy, IndexCorrupt, IndexNotFound, ModelMismatch
 from clipsearch.index.build import build_index
 from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.integrity import sealed
 from clipsearch.index.layout import build_lock, current_version_id
 from clipsearch.search.searcher import Searcher
 
@@ -84,7 +85,7 @@ def test_a_different_model_is_refused(garden, encoder):
     manifest_file = out / "current" / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
     manifest["model_fingerprint"] = "f" * 64
-    manifest_file.write_text(json.dumps(manifest))
+    manifest_file.write_text(json.dumps(sealed(manifest)))  # a consistent manifest naming another model
     with pytest.raises(ModelMismatch, match="fingerprint ffffffffffff"):
         Searcher.open(out)
 

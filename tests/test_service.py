@@ -89,6 +89,9 @@ def test_the_first_reload_loads_the_current_version(root):
     outcome = service.reload()
 
     assert (outcome.version, outcome.reloaded) == (current(root), True)
+    deadline = time.monotonic() + 10  # the first version is hashed in full in the background
+    while not service.status()["verified"] and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert service.status() == {
         "index": str(root),
         "version": current(root),
@@ -96,6 +99,7 @@ def test_the_first_reload_loads_the_current_version(root):
         "model": "all-MiniLM-L6-v2",
         "clips": 20,
         "query_encoder": "onnx fp32",
+        "verified": True,
         "last_reload_error": None,
     }
     assert service.reloads == 0  # loading the first version is not a reload
@@ -152,6 +156,44 @@ def test_a_corrupt_version_is_refused_once_and_the_old_one_keeps_serving(service
 
     assert service.reload().reloaded is False
     assert service.error is None
+
+
+def flip_spans(version: Path) -> None:
+    """Flip a byte of the version's sentence span table: a memory-mapped file, which only a full check hashes."""
+    target = version / "sentences.npy"
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0x01
+    target.write_bytes(bytes(data))
+
+
+def test_a_new_version_is_hashed_in_full_before_it_is_swapped_in(service, root):
+    good = current(root)
+    damaged = root / "versions" / "zz-spans"
+    shutil.copytree(root / "versions" / good, damaged)
+    flip_spans(damaged)
+    switch_current(root, damaged.name)
+
+    with pytest.raises(ReloadRefused, match=r"zz-spans/sentences\.npy: sha256 differs"):
+        service.reload()
+
+    assert service.status()["version"] == good
+
+
+def test_the_first_version_serves_after_the_fast_checks_and_is_withdrawn_if_the_full_check_fails(root):
+    flip_spans(root / "versions" / current(root))
+    service = Service(root)
+
+    assert service.reload().reloaded  # the fast checks pass: it serves at once
+    deadline = time.monotonic() + 30
+    while service.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert "withdrawn" in service.error and "sentences.npy: sha256 differs" in service.error
+    with pytest.raises(IndexNotLoaded, match="sentences.npy: sha256 differs"):
+        _ = service.searcher
+    assert service.failed_reloads == 1
+    with pytest.raises(ReloadRefused):  # not retried by the background check
+        service.reload()
 
 
 def test_a_vanished_index_keeps_the_loaded_version_serving(service, root):

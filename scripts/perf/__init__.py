@@ -11,10 +11,11 @@
 - ``milvus``: the Milvus backend beside FAISS: the scale corpora as Milvus collections served under the same
   load, build and alias-switch time, and a 1 % upsert against a full rebuild;
 - ``txtai``: txtai's API over the same clips, under the same load;
+- ``verify``: what checking a version against its manifest costs at load (fast checks, full verification);
 - ``report``: the targets of issue 7 and perf.json / perf.md.
 
-Imports among them only go one way: ``scale`` uses ``corpus`` and ``http_load``, ``txtai`` uses ``http_load``,
-``milvus`` uses ``builds``, ``corpus`` and ``http_load``; the others use no module of this package. The
-TutorialVQA data is read through ``scripts/tutorialvqa.py``. The modules are imported as ``perf.*`` with
-scripts/ on ``sys.path`` (as it is for ``python scripts/bench_perf.py``).
+Imports among them only go one way: ``scale`` uses ``corpus`` and ``http_load``, ``verify`` uses ``scale``,
+``txtai`` uses ``http_load``, ``milvus`` uses ``builds``, ``corpus`` and ``http_load``; the others use no module of
+this package. The TutorialVQA data is read through ``scripts/tutorialvqa.py``. The modules are imported as
+``perf.*`` with scripts/ on ``sys.path`` (as it is for ``python scripts/bench_perf.py``).
 """

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from tutorialvqa import TutorialVQA
@@ -79,7 +80,11 @@ def milvus_run(sizes: list[int], encoder: Encoder, tvqa: Path, pool: list[str], 
         found["upsert_1pct"] = upsert_against_rebuild(server.uri, tvqa, args.work)
         for size in sizes:
             before = proc_rss_mb(server.process.pid)["VmRSS"]
-            row = scale_on_milvus(size, server.uri, encoder, tvqa, pool, args)
+            try:
+                row = scale_on_milvus(size, server.uri, encoder, tvqa, pool, args)
+            except Exception as exc:  # noqa: BLE001 - one size's failure must not lose the other sizes' figures
+                traceback.print_exc()
+                row = {"clips": size, "error": f"{type(exc).__name__}: {exc}"[:500]}
             # what this size's collection added to the server's RSS (it holds the earlier sizes' too)
             row["milvus_server_rss_mb"] = {"before": before, "after": proc_rss_mb(server.process.pid)["VmRSS"]}
             found["sizes"].append(row)

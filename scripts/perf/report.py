@@ -154,6 +154,9 @@ def markdown(result: dict) -> str:
                   "|---|" + "---:|" * len(stages)]
         lines += [f"| {name} | " + " | ".join(str(row["search_stages_ms"].get(name, "")) for row in stages) + " |"
                   for name in names]
+    if result.get("verify", {}).get("rows"):
+        lines += ["", "## Checking a version against its manifest at load (issue 19)", "",
+                  verify_table(result["verify"]["rows"])]
     if "floor" in result:
         lines += ["", "## Floor of an HTTP search (1 client: encoding only / HTTP only)", "", "```",
                   json.dumps(result["floor"], indent=1), "```"]
@@ -192,3 +195,16 @@ def milvus_markdown(found: dict) -> list[str]:
     lines += ["", "Upsert of 1 % of the 408 TutorialVQA clips against a full rebuild (warm embedding cache):", "",
               "```", json.dumps(found.get("upsert_1pct"), indent=1), "```"]
     return lines
+
+
+def verify_table(rows: list[dict]) -> str:
+    """The figures as a markdown table."""
+    lines = ["| clips | files, GB (memory-mapped GB) | load, fast checks: cold / warm s | load, full verification: "
+             "cold / warm s | hashing alone, fast / full (warm) s |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['clips']:,} | {r['files']}, {r['bytes'] / 1e9:.2f} ({r['mapped_bytes'] / 1e9:.2f}) | "
+            f"{r['open_fast_cold_s']:.2f} / {r['open_fast_warm_s']:.2f} | {r['open_full_cold_s']:.2f} / "
+            f"{r['open_full_warm_s']:.2f} | {r['hash_fast_warm_s']:.2f} / {r['hash_full_warm_s']:.2f} |"
+        )
+    return "\n".join(lines)

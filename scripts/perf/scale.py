@@ -29,14 +29,6 @@ from perf.http_load import http_load
 
 def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) -> dict:
     real = TutorialVQA.open().clips()
-    texts = sorted({t for items in _pieces(real).values() for *_, t in items})
-    cache = EmbeddingCache(tvqa / "cache" / "embeddings.sqlite")
-    found = cache.get_many(encoder.fingerprint, texts, encoder.dim)
-    cache.close()
-    if len(found) < len(texts):
-        raise RuntimeError(f"{len(texts) - len(found)} of the 408 clips' texts are not in {tvqa / 'cache'}: run the "
-                           "builds stage first (--stages builds) with the same --work")
-    vectors_of = {texts[i]: v for i, v in found.items()}
     per_kind = {kind: len(items) / len(real) for kind, items in _pieces(real).items()}
     estimate_gb = estimated_index_gb(size, per_kind)
     row: dict = {"clips": size, "vectors_per_clip": per_kind, "estimated_index_ram_gb": estimate_gb}
@@ -44,22 +36,7 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         row["skipped"] = (f"estimated {estimate_gb:.1f} GB of vectors and links in RAM exceeds --max-index-gb "
                           f"{args.max_index_gb}")
         return row
-    out = args.work / f"scale-{size}"
-    if not (out / "current").exists():
-        began = time.perf_counter()
-        clips, vectors = scale_corpus(size, real, vectors_of, args.work)
-        corpus = args.work / f"scale-{size}.jsonl"
-        with open(corpus, "w", encoding="utf-8") as handle:
-            for clip in clips:
-                handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
-        made = time.perf_counter() - began
-        began = time.perf_counter()
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        version = _write_version(out, clips, vectors, [corpus], encoder, "all-MiniLM-L6-v2", "package", Fusion(),
-                                 calibration_for(encoder), ann.Limits(), Segmentation())
-        switch_current(out, version.name)
-        (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
+    out = scale_index(size, encoder, tvqa, args.work)
     row.update(json.loads((out / "timings.json").read_text()))
     row["recall"] = ann_recall(out, pool[:200], encoder)
     row["search_stages_ms"] = search_stages(out, tvqa / "cache", pool[:200])
@@ -71,6 +48,38 @@ def scale_run(size: int, encoder: Encoder, tvqa: Path, pool: list[str], args) ->
         row["http_1_thread"] = http_load(out, tvqa / "cache", pool, args,
                                          ["--encoder-threads", "1", "--search-threads", "1"])
     return row
+
+
+def scale_index(size: int, encoder: Encoder, tvqa: Path, work: Path) -> Path:
+    """The scale index of ``size`` clips in ``work/scale-SIZE``, built from the synthetic corpus unless an earlier
+    run left it there (its build times in ``timings.json``)."""
+    out = work / f"scale-{size}"
+    if (out / "current").exists():
+        return out
+    real = TutorialVQA.open().clips()
+    texts = sorted({t for items in _pieces(real).values() for *_, t in items})
+    cache = EmbeddingCache(tvqa / "cache" / "embeddings.sqlite")
+    found = cache.get_many(encoder.fingerprint, texts, encoder.dim)
+    cache.close()
+    if len(found) < len(texts):
+        raise RuntimeError(f"{len(texts) - len(found)} of the 408 clips' texts are not in {tvqa / 'cache'}: run the "
+                           "builds stage first (--stages builds) with the same --work")
+    vectors_of = {texts[i]: v for i, v in found.items()}
+    began = time.perf_counter()
+    clips, vectors = scale_corpus(size, real, vectors_of, work)
+    corpus = work / f"scale-{size}.jsonl"
+    with open(corpus, "w", encoding="utf-8") as handle:
+        for clip in clips:
+            handle.write(json.dumps(clip.to_dict(), ensure_ascii=False) + "\n")
+    made = time.perf_counter() - began
+    began = time.perf_counter()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    version = _write_version(out, clips, vectors, [corpus], encoder, "all-MiniLM-L6-v2", "package", Fusion(),
+                             calibration_for(encoder), ann.Limits(), Segmentation())
+    switch_current(out, version.name)
+    (out / "timings.json").write_text(json.dumps({"corpus_s": made, "index_s": time.perf_counter() - began}))
+    return out
 
 
 def ann_recall(index_dir: Path, questions: list[str], encoder: Encoder) -> dict:

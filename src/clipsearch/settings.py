@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         64, ge=1, description="Requests handled at once; beyond it the service answers 503 with Retry-After."
     )
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request (head and body) once its connection is open or "
+        "its previous response sent; a connection still sending then is closed (slowloris). The answer may take "
+        "longer.",
+    )
     reload_interval: float = Field(
         2.0, ge=0, description="Seconds between checks of INDEX/current for a new version; 0 turns them off."
     )

@@ -119,6 +119,9 @@ def serve(
         int, _setting("max_query_string_bytes", "--max-query-string-bytes")
     ] = _default("max_query_string_bytes"),
     max_in_flight: Annotated[int, _setting("max_in_flight", "--max-in-flight")] = _default("max_in_flight"),
+    request_timeout: Annotated[
+        float, _setting("request_timeout", "--request-timeout")
+    ] = _default("request_timeout"),
     reload_interval: Annotated[
         float, _setting("reload_interval", "--reload-interval")
     ] = _default("reload_interval"),
@@ -141,6 +144,7 @@ def serve(
     import uvicorn
 
     from clipsearch.serve.app import create_app, uvicorn_log_config
+    from clipsearch.serve.connection import deadline_protocol
 
     try:
         settings = Settings(
@@ -149,7 +153,7 @@ def serve(
             cache_dir=cache_dir, log_level=log_level, default_k=default_k,
             max_k=max_k, max_query_chars=max_query_chars, max_body_bytes=max_body_bytes,
             max_query_string_bytes=max_query_string_bytes, max_in_flight=max_in_flight,
-            reload_interval=reload_interval, admin_token=admin_token, cors_origins=cors_origins or [],
+            request_timeout=request_timeout, reload_interval=reload_interval, admin_token=admin_token, cors_origins=cors_origins or [],
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -160,6 +164,8 @@ def serve(
         # uvicorn's own limit on a request head stays above the app's query string limit, so the app's 414 (in
         # the one error shape) is what a long query gets.
         h11_max_incomplete_event_size=max(16 * 1024, settings.max_query_string_bytes + 8 * 1024),
+        # A request must arrive whole within --request-timeout: slow clients cannot hold connections (issue 19).
+        http=deadline_protocol(settings.request_timeout),
     )
 
 

@@ -224,7 +224,8 @@ def index_rollback(
     to: Annotated[Optional[str], typer.Option("--to", help="The version to make current. Default: the newest "
                                               "one older than the current one.")] = None,
 ) -> None:
-    """Make an older version current again once it verifies (a running service reloads it).
+    """Make an older version current again once it verifies in full, every byte hashed (a running service reloads
+    it).
 
     Example usage:
 
@@ -239,3 +240,43 @@ def index_rollback(
     except ClipsearchError as exc:
         raise fail(exc) from None
     typer.echo(f"{index}: version {restored.version} is current ({len(restored)} clips)")
+
+
+@index_app.command("verify")
+def index_verify(
+    index: IndexDirArgument,
+    version: Annotated[Optional[str], typer.Option("--version", help="The version to check. Default: the current "
+                                                   "one.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Check every version directory, oldest first (stops at the "
+                                                     "first that is wrong).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per version checked.")] = False,
+) -> None:
+    """Check an index version in full: the sha256 of every byte of every file against its manifest, the
+    manifest's counts and dimension against the files, and the model against its fingerprint. Exit status 1
+    names the first file that is wrong.
+
+    Loading (serve, ask) checks every file's size and hashes the files it reads whole; the memory-mapped arrays
+    are hashed here, by `index rollback`, and by a server before it swaps in a new version.
+
+    Example usage:
+
+        clipsearch index verify index/example
+
+        clipsearch index verify index/example --all
+    """
+    import json
+
+    from clipsearch.index.versions import verify, version_dirs
+
+    try:
+        wanted = version_dirs(index) if every else [version]
+        for name in wanted:
+            done = verify(index, name)
+            if as_json:
+                typer.echo(json.dumps(done.to_dict()))
+            else:
+                typer.echo(f"{index} version {done.version}{' (current)' if done.current else ''}: ok, {done.files} "
+                           f"files, {done.bytes / 1e6:.1f} MB hashed in {done.seconds:.2f} s; model {done.model} "
+                           f"(fingerprint, dim {done.dim})")
+    except ClipsearchError as exc:
+        raise fail(exc) from None

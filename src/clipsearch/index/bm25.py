@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipsearch.errors import IndexCorrupt
 from clipsearch.ingest.clip_record import Clip
 
 STOPWORDS = "en"
@@ -22,6 +23,8 @@ STOPWORDS = "en"
 EXACT_MAX_CLIPS = 200_000
 #: Postings a query reads to find its lexical candidates above EXACT_MAX_CLIPS (its rarest term always).
 CANDIDATE_POSTINGS = 100_000
+#: The word every clip of a corpus without any other indexable word gets (see ``BM25Index.build``).
+EMPTY_VOCABULARY_WORD = "clipsearchnowordsindexed"
 
 
 def top_positive(scores: np.ndarray, k: int) -> np.ndarray:
@@ -88,9 +91,13 @@ class BM25Index:
 
         retriever = bm25s.BM25()
         texts = [clip_text(c) for c in clips]
-        retriever.index(
-            bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=_stemmer(), show_progress=False), show_progress=False
-        )
+        tokens = bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=_stemmer(), show_progress=False)
+        if not tokens.vocab:
+            # No clip has a word BM25 keeps (only stopwords or punctuation): bm25s cannot index an empty vocabulary
+            # (issue 19, found by fuzzing), so every clip gets one word no question has; BM25 then scores 0.
+            texts = [f"{text} {EMPTY_VOCABULARY_WORD}" for text in texts]
+            tokens = bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=_stemmer(), show_progress=False)
+        retriever.index(tokens, show_progress=False)
         return cls(retriever, len(clips))
 
     def save(self, directory: Path) -> None:
@@ -102,7 +109,13 @@ class BM25Index:
 
         # Memory-mapped: at a million clips the postings are hundreds of MB, of which a query reads its terms'. As
         # plain ndarrays over the mappings: every slice of a np.memmap is wrapped in a memmap again.
-        retriever = bm25s.BM25.load(str(directory), mmap=True)
+        try:
+            retriever = bm25s.BM25.load(str(directory), mmap=True)
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise IndexCorrupt(f"{directory}: not a readable BM25 index ({exc!r})") from None
+        documents = retriever.scores.get("num_docs")
+        if documents != size:
+            raise IndexCorrupt(f"{directory / 'params.index.json'}: {documents} documents, the index has {size} clips")
         retriever.scores = {
             key: np.asarray(value) if isinstance(value, np.ndarray) else value
             for key, value in retriever.scores.items()

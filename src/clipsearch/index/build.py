@@ -30,6 +30,7 @@ from clipsearch.index.bm25 import BM25Index
 from clipsearch.index.clip_index import ClipIndex
 from clipsearch.index.embedding_cache import EmbeddingCache
 from clipsearch.index.faiss_store import float16_vectors_file
+from clipsearch.index.integrity import MANIFEST_SHA256
 from clipsearch.index.layout import (
     BM25_DIR,
     CLIPS,
@@ -46,9 +47,11 @@ from clipsearch.index.layout import (
     link_or_copy,
     new_version_id,
     prune_versions,
+    publish_version,
     remove_temporaries,
     sha256_file,
     switch_current,
+    write_manifest,
 )
 from clipsearch.index.milvus_store import connect, resolve_uri
 from clipsearch.index.milvus_writer import (
@@ -376,10 +379,10 @@ def _write_version(
             "inputs_sha256": _inputs_digest(sources),
             "files": files,
         }
-        (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_manifest(temp, manifest)
         fsync_dir(temp)
         final = versions / version
-        os.replace(temp, final)
+        publish_version(temp, final)
         return final
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
@@ -410,6 +413,7 @@ def derive_version(
     out = Path(out)
     source = ClipIndex.open(out)  # verifies the files that will be linked
     with build_lock(out):
+        remove_temporaries(out)
         if current_version_id(out) != source.version:
             raise IndexBusy(f"{out} changed while it was being read; run the command again")
         version = new_version_id()
@@ -417,7 +421,7 @@ def derive_version(
         try:
             shutil.copytree(source.path, temp, copy_function=link_or_copy, ignore=shutil.ignore_patterns(MANIFEST))
             manifest = {
-                **source.manifest,
+                **{key: value for key, value in source.manifest.items() if key != MANIFEST_SHA256},
                 "version": version,
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "clipsearch_version": __version__,
@@ -425,10 +429,10 @@ def derive_version(
                 "calibration": calibration.to_dict() if calibration else source.manifest.get("calibration"),
                 "derived": {"from": source.version, **(note or {})},
             }
-            (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            write_manifest(temp, manifest)
             fsync_dir(temp)
             final = out / VERSIONS / version
-            os.replace(temp, final)
+            publish_version(temp, final)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise

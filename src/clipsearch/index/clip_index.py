@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from clipsearch.encode.models import ModelRef, resolve_model
-from clipsearch.errors import IndexCorrupt
+from clipsearch.errors import IndexCorrupt, ModelMismatch
 from clipsearch.index.bm25 import BM25Index
 from clipsearch.index.clip_store import ClipStore
+from clipsearch.index.integrity import FAST, check_files
 from clipsearch.index.layout import (
     BM25_DIR,
     CLIPS,
     MANIFEST,
     current_version_path,
     read_manifest,
-    sha256_file,
 )
 from clipsearch.index.vector_store import VectorStore, open_vector_store
 from clipsearch.scoring.calibration import Calibration
@@ -63,34 +63,48 @@ class ClipIndex:
         return len(self.clips)
 
     @classmethod
-    def open(cls, root: str | Path) -> ClipIndex:
-        """Open the version ``root/current`` names, verified against its manifest."""
+    def open(cls, root: str | Path, verify: str = FAST) -> ClipIndex:
+        """Open the version ``root/current`` names, checked against its manifest (``verify``: ``fast`` or
+        ``full``, see :mod:`clipsearch.index.integrity`)."""
         root = Path(root)
-        return cls.load_version(root, current_version_path(root))
+        return cls.load_version(root, current_version_path(root), verify)
 
     @classmethod
-    def load_version(cls, root: Path, path: Path) -> ClipIndex:
-        """Load and verify one version directory.
+    def load_version(cls, root: Path, path: Path, verify: str = FAST) -> ClipIndex:
+        """Load and check one version directory.
+
+        Args:
+            verify: ``fast`` (sizes of every file, hashes of the files read whole, shapes of the memory-mapped
+                ones) or ``full`` (and the hash of every byte); see :mod:`clipsearch.index.integrity`.
 
         Raises:
-            IndexCorrupt: a file is missing or differs from the manifest (the message names the file and what differs).
+            IndexCorrupt: a file is missing or differs from the manifest, or the manifest's counts or dimension
+                disagree with the files (the message names the file and what differs).
         """
         manifest = read_manifest(path)
-        for name, expected in manifest["files"].items():
-            file = path / name
-            if not file.is_file():
-                raise IndexCorrupt(f"{file}: missing (listed in {MANIFEST})")
-            size = file.stat().st_size
-            if size != expected["bytes"]:
-                raise IndexCorrupt(f"{file}: {size} bytes, {MANIFEST} says {expected['bytes']}")
-            if sha256_file(file) != expected["sha256"]:
-                raise IndexCorrupt(f"{file}: sha256 differs from {MANIFEST}")
+        check_files(path, manifest, verify)
         clips = ClipStore.open(path / CLIPS)
         if len(clips) != manifest["clips"]:
             raise IndexCorrupt(f"{path / CLIPS}: {len(clips)} clips, {MANIFEST} says {manifest['clips']}")
         store = open_vector_store(path, manifest, len(clips))
         bm25 = BM25Index.load(path / BM25_DIR, len(clips))
         return cls(root=root, path=path, manifest=manifest, clips=clips, store=store, bm25=bm25)
+
+    def check_encoder(self, encoder) -> None:
+        """Refuse an encoder of another model or dimension than the manifest records (naming the manifest).
+
+        Raises:
+            ModelMismatch: another model (fingerprint); IndexCorrupt: the manifest's ``dim`` is not the model's.
+        """
+        manifest_file = self.path / MANIFEST
+        if encoder.fingerprint != self.manifest["model_fingerprint"]:
+            raise ModelMismatch(
+                f"{manifest_file}: model {encoder.name!r} (fingerprint {encoder.fingerprint[:12]}) is not the model "
+                f"the index was built with: {self.manifest['model']!r} (fingerprint "
+                f"{self.manifest['model_fingerprint'][:12]})"
+            )
+        if encoder.dim != self.dim:
+            raise IndexCorrupt(f"{manifest_file}: dim {self.dim}, the model {encoder.name!r} makes {encoder.dim}")
 
     def model_ref(self) -> ModelRef:
         """The model this index was built with, resolved on this machine."""

@@ -93,6 +93,14 @@ class SpanVectors:
         return best, at
 
 
+def _read_index(file: Path) -> faiss.Index:
+    """A FAISS index file (its bytes were hashed against the manifest before: see ``integrity``)."""
+    try:
+        return faiss.read_index(str(file))
+    except RuntimeError as exc:
+        raise IndexCorrupt(f"{file}: not a readable FAISS index ({str(exc).splitlines()[0]})") from None
+
+
 def index_type(manifest: dict, field: str) -> dict:
     """A field's index type and parameters as the manifest records them (flat when it records none)."""
     return manifest.get("index_types", {}).get(field, {"type": ann.FLAT})
@@ -103,10 +111,25 @@ def float16_vectors_file(index_file: str) -> str:
     return index_file.removesuffix(".faiss") + ann.FLOAT16_SUFFIX
 
 
-def _float16_vectors(path: Path, index_file: str, info: dict) -> np.ndarray | None:
+def _float16_vectors(path: Path, index_file: str, info: dict, manifest: dict, field: str) -> np.ndarray | None:
+    """A field's float16 vectors (memory-mapped), checked against the manifest's count and dimension."""
     if info["type"] not in (ann.IVF_SQ8, ann.RANK_ONLY):
         return None
-    return ann.load_float16(path / float16_vectors_file(index_file))
+    file = path / float16_vectors_file(index_file)
+    matrix = _mapped(file)
+    expected = (manifest["vectors_by_field"][field], manifest["dim"])
+    if matrix.dtype != np.float16 or matrix.shape != expected:
+        raise IndexCorrupt(f"{file}: {matrix.dtype} vectors of shape {matrix.shape}, {MANIFEST} says float16 "
+                           f"{expected}")
+    return matrix
+
+
+def _mapped(file: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped; a header that does not parse is refused naming the file."""
+    try:
+        return ann.mapped(file)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise IndexCorrupt(f"{file}: not a readable .npy array ({exc})") from None
 
 
 class FaissStore:
@@ -135,23 +158,28 @@ class FaissStore:
         vectors = {}
         for field, name in VECTOR_FILES.items():
             info = index_type(manifest, field)
-            index = faiss.read_index(str(path / name))
-            matrix = _float16_vectors(path, name, info)
+            index = _read_index(path / name)
             expected = manifest["vectors_by_field"][field]
             if index.d != manifest["dim"] or index.ntotal != expected:
                 raise IndexCorrupt(
                     f"{path / name}: {index.ntotal} vectors of dim {index.d}, "
                     f"{MANIFEST} says {expected} of dim {manifest['dim']}"
                 )
-            vectors[field] = ClipVectors.of(index, clips, matrix)
+            vectors[field] = ClipVectors.of(index, clips, _float16_vectors(path, name, info, manifest, field))
         spans = {}
         for kind, (index_name, spans_name) in SPAN_FILES.items():
             info = index_type(manifest, kind)
-            matrix = _float16_vectors(path, index_name, info)
-            index = None if info["type"] == ann.RANK_ONLY else faiss.read_index(str(path / index_name))
+            index = None if info["type"] == ann.RANK_ONLY else _read_index(path / index_name)
+            if index is not None and (index.d != manifest["dim"] or index.ntotal != manifest["vectors_by_field"][kind]):
+                raise IndexCorrupt(f"{path / index_name}: {index.ntotal} vectors of dim {index.d}, {MANIFEST} says "
+                                   f"{manifest['vectors_by_field'][kind]} of dim {manifest['dim']}")
+            matrix = _float16_vectors(path, index_name, info, manifest, kind)
             count, dim = (index.ntotal, index.d) if index is not None else matrix.shape
-            table = ann.mapped(path / spans_name)
+            table = _mapped(path / spans_name)
             expected = manifest["vectors_by_field"][kind]
+            if table.ndim != 2 or table.shape[1] != 3 or table.dtype.kind != "i":
+                raise IndexCorrupt(f"{path / spans_name}: {table.dtype} array of shape {table.shape}, expected "
+                                   f"({expected}, 3) integers (clip row, char_start, char_end)")
             if dim != manifest["dim"] or count != expected or len(table) != expected:
                 raise IndexCorrupt(
                     f"{path / index_name}: {count} vectors of dim {dim} and {len(table)} spans, "

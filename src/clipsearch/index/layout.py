@@ -16,7 +16,6 @@ disturbed by a later build.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -26,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from clipsearch.errors import ClipsearchError, IndexBusy, IndexCorrupt, IndexNotFound
+from clipsearch.index.integrity import check_manifest, sealed
+from clipsearch.index.integrity import sha256_file  # noqa: F401 - where the build and upsert have always taken it
 
 FORMAT_VERSION = 1
 METRIC = "inner_product"
@@ -43,14 +44,6 @@ REQUIRED_KEYS = (
     "format_version", "version", "model", "model_source", "model_fingerprint", "dim", "metric",
     "clips", "vectors", "vectors_by_field", "inputs_sha256", "built_at", "files", "ranking",
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def current_version_path(root: str | Path) -> Path:
@@ -90,12 +83,17 @@ def current_version_id(root: str | Path) -> str | None:
 
 
 def read_manifest(path: Path) -> dict:
+    """The manifest of the version at ``path``, checked against its own checksum and for consistent counts.
+
+    Raises:
+        IndexCorrupt: missing, not JSON, a key missing, an unknown format, or damaged (naming the file).
+    """
     file = path / MANIFEST
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexCorrupt(f"{file}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise IndexCorrupt(f"{file}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise IndexCorrupt(f"{file}: expected a JSON object")
@@ -106,14 +104,32 @@ def read_manifest(path: Path) -> dict:
         raise IndexCorrupt(
             f"{file}: format_version {manifest['format_version']!r}, this clipsearch reads {FORMAT_VERSION}"
         )
+    check_manifest(file, manifest)
     return manifest
 
 
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Write the version's manifest with its own checksum (``manifest_sha256``)."""
+    (path / MANIFEST).write_text(json.dumps(sealed(manifest), indent=2) + "\n", encoding="utf-8")
+
+
 def switch_current(root: Path, version: str) -> None:
-    """Point ``root/current`` at ``versions/<version>`` in one atomic rename (relative, so the directory can move)."""
+    """Point ``root/current`` at ``versions/<version>`` in one atomic rename (relative, so the directory can move),
+    then fsync ``root`` so that the switch itself is on disk: after a power cut ``current`` names either the old
+    version or the new one, and the new one's files and directory entry were synced before (``fsync_dir``)."""
     temp = root / f".{CURRENT}.{secrets.token_hex(4)}"
     os.symlink(f"{VERSIONS}/{version}", temp)
     os.replace(temp, root / CURRENT)
+    sync_directory(root)
+
+
+def sync_directory(path: Path) -> None:
+    """fsync a directory: the renames and new entries in it reach the disk."""
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def prune_versions(root: Path, keep: int) -> list[str]:
@@ -127,8 +143,9 @@ def prune_versions(root: Path, keep: int) -> list[str]:
 
 
 def remove_temporaries(root: Path) -> list[str]:
-    """Remove what a build that died left (``versions/.tmp-*``, ``.current.*``); call under the build lock."""
-    left = [*(root / VERSIONS).glob(".tmp-*"), *root.glob(f".{CURRENT}.*")] if (root / VERSIONS).is_dir() else []
+    """Remove what a build that died left (``versions/.tmp-*``, ``.current.*``, ``models/.tmp-*``); call under
+    the build lock."""
+    left = [*(root / VERSIONS).glob(".tmp-*"), *root.glob(f".{CURRENT}.*"), *(root / "models").glob(".tmp-*")]
     for path in left:
         if path.is_symlink() or path.is_file():
             path.unlink(missing_ok=True)
@@ -170,8 +187,17 @@ def new_version_id() -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    """Flush the version's files to disk before it can become current."""
+    """Flush the version's files, and its directories' entries, to disk before it can become current."""
     for file in path.rglob("*"):
         if file.is_file():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+        elif file.is_dir():
+            sync_directory(file)
+    sync_directory(path)
+
+
+def publish_version(temp: Path, final: Path) -> None:
+    """Rename a complete, synced version directory into place and sync its parent (the rename reaches the disk)."""
+    os.replace(temp, final)
+    sync_directory(final.parent)

@@ -12,7 +12,6 @@ FAISS indexes are rebuilt instead (``clipsearch index build``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -32,14 +31,16 @@ from clipsearch.index.embedding_cache import EmbeddingCache
 from clipsearch.index.layout import (
     BM25_DIR,
     CLIPS,
-    MANIFEST,
     VERSIONS,
     build_lock,
     current_version_id,
     fsync_dir,
     new_version_id,
+    publish_version,
     sha256_file,
+    write_manifest,
 )
+from clipsearch.index.integrity import MANIFEST_SHA256
 from clipsearch.index.milvus_writer import apply_changes
 from clipsearch.ingest.corpus import read_clips
 from clipsearch.ingest.segmentation import Segmentation
@@ -149,7 +150,7 @@ def upsert_clips(
                                    version, index.manifest["model_fingerprint"], index.dim, temp)
             _write_manifest(temp, index, version, merged, counts, sources, added, changed, len(gone))
             final = out / VERSIONS / version
-            os.replace(temp, final)
+            publish_version(temp, final)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
@@ -165,7 +166,7 @@ def _write_manifest(temp: Path, index: ClipIndex, version: str, clips, counts: d
         for file in sorted(temp.rglob("*")) if file.is_file()
     }
     manifest = {
-        **index.manifest,
+        **{key: value for key, value in index.manifest.items() if key != MANIFEST_SHA256},
         "version": version,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "clipsearch_version": __version__,
@@ -178,5 +179,5 @@ def _write_manifest(temp: Path, index: ClipIndex, version: str, clips, counts: d
         "derived": {"from": index.version, "upsert": {"added": added, "changed": changed, "deleted": deleted}},
         "files": files,
     }
-    (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_manifest(temp, manifest)
     fsync_dir(temp)

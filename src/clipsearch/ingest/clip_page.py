@@ -20,6 +20,7 @@ from pathlib import Path
 
 from clipsearch.errors import CorpusError
 from clipsearch.ingest.clip_record import Clip, clip_id, parse_time, span_problem
+from clipsearch.ingest.textfiles import split_lines
 
 _TIME = r"\d+:\d{2}(?::\d{2})?"
 TIME_RANGE = re.compile(rf"^({_TIME})\s*[-–—]\s*({_TIME})$")
@@ -38,7 +39,7 @@ class Paragraph:
 
 def looks_like_page(text: str) -> bool:
     """True when the text has at least one time-range line, the mark of a clip-answer page."""
-    return any(TIME_RANGE.match(line.strip()) for line in text.splitlines())
+    return any(TIME_RANGE.match(line.strip()) for line in split_lines(text))
 
 
 def parse_page(text: str, path: str | Path = "<page>") -> list[tuple[Clip, int]]:
@@ -81,7 +82,7 @@ def _paragraphs(text: str) -> list[Paragraph]:
             paragraphs.append(Paragraph(first, joined))
         lines.clear()
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if TIME_RANGE.match(line):
             flush()

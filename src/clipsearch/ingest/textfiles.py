@@ -3,9 +3,38 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from clipsearch.errors import CorpusError
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: A JSON escape of a UTF-16 surrogate: valid JSON, but alone it is no character (and cannot be written as UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` as an editor numbers them: broken at ``\\n``, ``\\r\\n`` and ``\\r`` only
+    (``str.splitlines`` also breaks at form feeds, vertical tabs and Unicode separators, which shifted line numbers)."""
+    return _LINE_BREAK.split(text)
+
+
+def check_unicode(value: object, path: str, line: int) -> None:
+    """Refuse a decoded JSON value holding an unpaired surrogate (``"\\ud800"``): it is not text, and could not
+    be written to the index (issue 19, found by fuzzing)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CorpusError(path, line, None, f"invalid JSON string: unpaired surrogate "
+                              f"\\u{ord(value[exc.start]):04x} is not a character") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_unicode(key, path, line)
+            check_unicode(item, path, line)
+    elif isinstance(value, list):
+        for item in value:
+            check_unicode(item, path, line)
 
 
 def read_text(path: Path, name: str) -> str:
@@ -28,13 +57,18 @@ def read_text(path: Path, name: str) -> str:
 def jsonl_records(text: str, path: str) -> list[tuple[object, int]]:
     """The value of every non-blank line, with its line number."""
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            records.append((json.loads(line), number))
+            value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(path, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise CorpusError(path, number, None, f"invalid JSON: {_unreadable(exc)}") from None
+        if _SURROGATE_ESCAPE.search(line):
+            check_unicode(value, path, number)
+        records.append((value, number))
     return records
 
 
@@ -49,7 +83,12 @@ def json_records(text: str, path: str) -> list[tuple[object, int]]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _invalid(path, exc) from None
-    return [(value, text.count("\n", 0, pos) + 1)]
+    except (ValueError, RecursionError) as exc:
+        raise CorpusError(path, text.count("\n", 0, pos) + 1, None, f"invalid JSON: {_unreadable(exc)}") from None
+    line = text.count("\n", 0, pos) + 1
+    if _SURROGATE_ESCAPE.search(text):
+        check_unicode(value, path, line)
+    return [(value, line)]
 
 
 def json_array_items(text: str, pos: int, path: str) -> list[tuple[object, int]]:
@@ -57,11 +96,16 @@ def json_array_items(text: str, pos: int, path: str) -> list[tuple[object, int]]
     decoder = json.JSONDecoder()
     items, pos = [], _skip_ws(text, pos + 1)
     while pos < len(text) and text[pos] != "]":
+        line = text.count("\n", 0, pos) + 1
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise _invalid(path, exc) from None
-        items.append((value, text.count("\n", 0, pos) + 1))
+        except (ValueError, RecursionError) as exc:
+            raise CorpusError(path, line, None, f"invalid JSON: {_unreadable(exc)}") from None
+        if _SURROGATE_ESCAPE.search(text, pos, end):
+            check_unicode(value, path, line)
+        items.append((value, line))
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
@@ -71,6 +115,11 @@ def json_array_items(text: str, pos: int, path: str) -> list[tuple[object, int]]
     if pos >= len(text):
         raise CorpusError(path, text.count("\n") + 1, None, "invalid JSON: unterminated array")
     return items
+
+
+def _unreadable(exc: Exception) -> str:
+    """What Python's JSON reader could not take beyond a syntax error: nesting too deep, a number too long."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
 
 
 def _invalid(path: str, exc: json.JSONDecodeError) -> CorpusError:

@@ -28,7 +28,7 @@ from webvtt.errors import MalformedFileError
 
 from clipsearch.errors import CorpusError
 from clipsearch.ingest.clip_record import parse_time
-from clipsearch.ingest.textfiles import json_array_items, json_records, read_text
+from clipsearch.ingest.textfiles import json_array_items, json_records, read_text, split_lines
 
 #: Extensions that always mean a transcript (``.json`` is one when its content is).
 TRANSCRIPT_SUFFIXES = (".srt", ".vtt", ".json3")
@@ -99,15 +99,21 @@ def read_cues(path: str | Path, records: list[tuple[object, int]] | None = None)
     name = str(path)
     suffix = Path(path).suffix.lower()
     if records is not None:
-        return normalise(_json_cues(records, read_text(Path(path), name), name))
-    text = read_text(Path(path), name)
-    if suffix == ".vtt" or (suffix != ".srt" and text.lstrip().startswith("WEBVTT")):
-        raw = _vtt_cues(text, name)
-    elif suffix in (".json", ".json3") or text.lstrip().startswith(("{", "[")):
-        raw = _json_cues(json_records(text, name), text, name)
+        raw = _json_cues(records, read_text(Path(path), name), name)
     else:
-        raw = _srt_cues(text, name)
-    return normalise(raw)
+        text = read_text(Path(path), name)
+        if suffix == ".vtt" or (suffix != ".srt" and text.lstrip().startswith("WEBVTT")):
+            raw = _vtt_cues(text, name)
+        elif suffix in (".json", ".json3") or text.lstrip().startswith(("{", "[")):
+            raw = _json_cues(json_records(text, name), text, name)
+        else:
+            raw = _srt_cues(text, name)
+    cues = normalise(raw)
+    if not cues and any(_clean(cue.text) for cue in raw):
+        first = min(raw, key=lambda c: c.line)
+        raise CorpusError(name, first.line, "end", "every cue with text ends where it starts: no clip can be cut "
+                          "from a transcript that lasts no time")
+    return cues
 
 
 def read_video_list(path: str | Path, records: list[tuple[object, int]]) -> list[Transcript]:
@@ -169,7 +175,26 @@ def normalise(cues: list[Cue]) -> list[Cue]:
     for k in range(len(out) - 1):
         if out[k].end <= out[k].start:  # no duration given (YouTube JSON may omit it): until the next cue
             out[k] = replace(out[k], end=out[k + 1].start)
-    return out
+    return _join_instants(out)
+
+
+def _join_instants(cues: list[Cue]) -> list[Cue]:
+    """Cues that still last no time (the last one without a duration, a zero-length cue) join the cue before them,
+    or the next one when none is before: a clip always lasts (issue 19: fuzzing found zero-length clips)."""
+    timed: list[Cue] = []
+    waiting: list[Cue] = []
+    for cue in cues:
+        if cue.end <= cue.start and timed:
+            timed[-1] = replace(timed[-1], end=max(timed[-1].end, cue.end), text=f"{timed[-1].text} {cue.text}")
+        elif cue.end <= cue.start:
+            waiting.append(cue)
+        else:
+            if waiting:
+                cue = replace(cue, start=waiting[0].start, line=waiting[0].line,
+                              text=" ".join([*(w.text for w in waiting), cue.text]))
+                waiting = []
+            timed.append(cue)
+    return timed
 
 
 def _clean(text: str) -> str:
@@ -204,7 +229,7 @@ def _vtt_cues(text: str, name: str) -> list[Cue]:
     lines = _arrow_lines(text)
     if len(lines) != len(captions):
         # webvtt-py skips cues it cannot read; find the first one and say so.
-        all_lines = text.splitlines()
+        all_lines = split_lines(text)
         for number in lines:
             if not list(webvtt.from_string(f"WEBVTT\n\n{all_lines[number - 1]}\n-\n")):
                 raise CorpusError(name, number, "timing", f"unreadable cue timing {all_lines[number - 1].strip()!r} "
@@ -286,7 +311,7 @@ def _line_of(index: int, lines: list[int]) -> int:
 
 def _arrow_lines(text: str) -> list[int]:
     """Line numbers of the cue timing lines (the lines with ``-->``), in order."""
-    return [number for number, line in enumerate(text.splitlines(), start=1) if "-->" in line]
+    return [number for number, line in enumerate(split_lines(text), start=1) if "-->" in line]
 
 
 def _chapters(value: object, name: str, line: int) -> tuple[Chapter, ...]:

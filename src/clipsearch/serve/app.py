@@ -67,6 +67,14 @@ class ServiceError(StarletteHTTPException):
 
 
 ERRORS = {status: {"model": ErrorBody} for status in (400, 413, 414, 422, 503)}
+#: The search page answers a refused question (422) and an index not loaded (503) as HTML; the request limits
+#: (400, 414) answer before it, in the one JSON shape.
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+PAGE_ERRORS = {
+    400: {"model": ErrorBody}, 414: {"model": ErrorBody},
+    422: {"description": "The question or k is refused: the page, saying why", "content": _HTML},
+    503: {"description": "No index is loaded: the page, saying why", "content": _HTML},
+}
 
 
 # --- the app ------------------------------------------------------------------------------------------------
@@ -179,7 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return answer_response(body, version)
 
-    @app.get("/", summary="The search page", response_class=HTMLResponse)
+    @app.get("/", summary="The search page", response_class=HTMLResponse, responses=PAGE_ERRORS)
     def page(
         q: Annotated[str | None, Query(description="The question; without it, the empty page.")] = None,
         k: Annotated[str | None, Query(description="How many clips at most.")] = None,

@@ -128,6 +128,10 @@ class Readiness(BaseModel):
         description="What encodes questions: `onnx fp32`, `onnx int8`, or `torch` (also when an ONNX export was "
         "refused)."
     )
+    verified: bool = Field(
+        description="Whether every byte of the version above was hashed against its manifest (a version swapped in "
+        "while serving always is; the first one is checked in the background after the start)."
+    )
     last_reload_error: str | None = Field(
         description="Why the version DIR/current names was refused (the one above keeps serving); else null."
     )

@@ -1,10 +1,13 @@
 """The served index: the Searcher a long-running server answers from, swapped for new versions as it serves.
 
 A ``Service`` watches ``DIR/current``. When it names a new version, the service loads and verifies that
-version (and the model its manifest names, when that differs) beside the one in use, then switches one
-reference. Callers take ``service.searcher`` once per request, so requests in flight finish on the version
-they started with.
-A version that fails to load is refused: the previous one keeps serving and ``status()`` says what went wrong.
+version in full, every byte hashed (and loads the model its manifest names, when that differs), beside the one in
+use, then switches one reference. Callers take ``service.searcher`` once per request, so requests in flight
+finish on the version they started with.
+A version that fails to load or verify is refused: the previous one keeps serving and ``status()`` says what went
+wrong. The first version (nothing served yet) serves after the fast checks of a load, and is hashed in full in
+the background; if that fails it is withdrawn (issue 19: a start-up at a million clips is not held up by hashing
+gigabytes of memory-mapped vectors).
 Nothing here knows about HTTP.
 """
 
@@ -20,6 +23,7 @@ from clipsearch.encode.factory import load_query_encoder
 from clipsearch.encode.models import resolve_model
 from clipsearch.errors import ClipsearchError, IndexNotFound, IndexUnavailable
 from clipsearch.index.clip_index import ClipIndex
+from clipsearch.index.integrity import FAST, FULL, check_files
 from clipsearch.index.layout import current_version_path
 from clipsearch.search.searcher import Searcher
 
@@ -81,6 +85,7 @@ class Service:
         self._searcher: Searcher | None = None
         self._error: str | None = "not loaded yet"
         self._refused: str | None = None  # the version id last refused, not retried until it changes
+        self._verified: str | None = None  # the version id whose every byte was hashed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,7 +109,7 @@ class Service:
 
     def status(self) -> dict:
         """What is served: ``index``, ``version``, ``built_at``, ``model``, ``clips``, ``query_encoder``,
-        ``last_reload_error``.
+        ``verified`` (every byte of the version hashed), ``last_reload_error``.
 
         Raises:
             IndexNotLoaded: nothing is loaded.
@@ -119,6 +124,7 @@ class Service:
             "model": index.manifest["model"],
             "clips": len(index),
             "query_encoder": f"onnx {encoder.precision}" if getattr(encoder, "backend", "torch") == "onnx" else "torch",
+            "verified": self._verified == index.path.name,
             "last_reload_error": self._error,
         }
 
@@ -148,8 +154,11 @@ class Service:
                 return Reload(loaded, False)
             if path.name == self._refused and not retry_refused:
                 raise ReloadRefused(self._error)
+            # A new version beside a serving one is hashed in full before it serves; the first one after the
+            # fast checks, then in full in the background (see the module docstring).
+            verify = FULL if serving is not None else FAST
             try:
-                searcher = self._open(path)
+                searcher = self._open(path, verify)
             except IndexUnavailable as exc:  # not the version's fault: the next check tries it again
                 keeping = f"; still serving version {loaded}" if loaded else ""
                 self._set_error(f"version {path.name} of {self.root} cannot load now: {exc}{keeping}")
@@ -163,6 +172,10 @@ class Service:
             self._searcher = searcher
             self._refused = None
             self._set_error(None)
+            if verify == FULL:
+                self._verified = path.name
+            else:
+                self._verify_later(searcher)
             if serving is not None:
                 self.reloads += 1
             log.info(
@@ -174,14 +187,42 @@ class Service:
             )
             return Reload(path.name, True)
 
-    def _open(self, path: Path) -> Searcher:
-        index = ClipIndex.load_version(self.root, path)
+    def _open(self, path: Path, verify: str) -> Searcher:
+        index = ClipIndex.load_version(self.root, path, verify)
         serving = self._searcher
         if serving is not None and serving.encoder.fingerprint == index.manifest["model_fingerprint"]:
-            return Searcher(index, serving.encoder, search_threads=self.search_threads)
-        ref = resolve_model(self.model) if self.model is not None else index.model_ref()
-        encoder = load_query_encoder(ref, self.cache_dir, **self.encoding)
+            encoder = serving.encoder
+        else:
+            ref = resolve_model(self.model) if self.model is not None else index.model_ref()
+            encoder = load_query_encoder(ref, self.cache_dir, **self.encoding)
+        index.check_encoder(encoder)
         return Searcher(index, encoder, search_threads=self.search_threads)
+
+    def _verify_later(self, searcher: Searcher) -> None:
+        """Hash every byte of the version ``searcher`` serves, in a background thread; withdraw it if that fails."""
+        index = searcher.index
+
+        def run() -> None:
+            try:
+                check_files(index.path, index.manifest, FULL)
+            except Exception as exc:  # noqa: BLE001 - whatever the check meets, the version is not trusted
+                if not index.path.is_dir():  # pruned by later builds: the next check of current moves on
+                    log.warning("version %s of %s was removed before its full check", index.path.name, self.root)
+                    return
+                with self._lock:
+                    if self._searcher is searcher:
+                        self._searcher = None
+                        self.failed_reloads += 1
+                        self._refused = index.path.name
+                        self._set_error(f"version {index.path.name} of {self.root} withdrawn: {exc}; no version "
+                                        "is served until a good one is current")
+                return
+            with self._lock:
+                if self._searcher is searcher:
+                    self._verified = index.path.name
+                    log.info("version %s of %s verified in full", index.path.name, self.root)
+
+        threading.Thread(target=run, name="clipsearch-verify", daemon=True).start()
 
     def _refuse(self, version: str, message: str, count: bool = True) -> NoReturn:
         if count:
