@@ -17,6 +17,8 @@ Writes ``perf.json`` and ``perf.md`` to ``--out`` (default ``reports/perf``, git
   the scale corpus written as a Milvus collection (build and alias-switch time) and ``clipsearch serve`` on it and
   on the FAISS index of the same corpus under the same load; and a 1 % upsert of the 408 clips against a full
   rebuild (see scripts/perf/milvus.py);
+- at each ``--sizes`` clip count, what checking the version against its manifest costs at load: the fast checks
+  of every load against the full verification (every byte hashed), cold and warm (``perf/verify.py``);
 - the floor of an HTTP search: a FastAPI app on uvicorn that only encodes the question (``floor_app``), and the
   same app without encoding, under the 1-client load;
 - with ``--txtai-python``, txtai's API serving the 408 clips with hybrid search, under the same load, and
