@@ -132,7 +132,7 @@ def test_a_malformed_questions_file_names_file_and_line_and_changes_nothing(own_
 def test_calibrate_refuses_while_a_build_holds_the_index(own_index):
     import fcntl
 
-    from clipsearch.evaluate.fitting import calibrate
+    from clipsearch.evaluate.calibrate import calibrate
 
     with open(own_index / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -262,7 +262,7 @@ def calibrate(
         clipsearch calibrate --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
     """
     from clipsearch.evaluate.benchmark import read_queries
-    from clipsearch.evaluate.fitting import calibrate as fit_index
+    from clipsearch.evaluate.calibrate import calibrate as fit_index
 
     try:
         done = fit_index(index, read_queries(queries), answered_rate=answered_rate, keep_versions=keep_versions,
