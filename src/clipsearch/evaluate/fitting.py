@@ -25,7 +25,6 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -148,6 +147,7 @@ class _Stacked:
         }
 
     def mrr_at_10(self, fusion: Fusion) -> float:
+        """The MRR@10 of :meth:`figures` by counting instead of sorting: the weight grid calls it 3,125 times."""
         if not len(self.valid):
             return 0.0
         fused = np.where(self.valid, fusion.score_many(self.components), -np.inf)
