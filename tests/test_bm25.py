@@ -65,3 +65,16 @@ def test_a_search_above_the_limit_with_every_term_gives_the_same_answer(example_
     pruned(monkeypatch, postings=10**9)  # every term finds candidates; the top clip's score stands for the best
 
     assert [searcher.search(q, k=5).to_dict() for q in QUESTIONS[:8]] == expected
+
+
+def test_coverage_is_the_share_of_the_questions_distinct_terms_in_each_clips_text(bm25, example_index):
+    clips = ClipIndex.open(example_index).clips
+    texts = [set(lexical.tokenize([lexical.clip_text(clip)])[0]) for clip in clips]
+    rows = np.arange(len(clips))
+    for query in ["my bike chain squeaks", "espresso espresso grind", "bleed a radiator valve zzzunknownword"]:
+        terms = set(lexical.tokenize([query])[0])
+
+        assert bm25.coverage(query, rows).tolist() == pytest.approx([len(terms & text) / len(terms) for text in texts])
+    assert bm25.coverage("the the the", rows).tolist() == [0.0] * len(clips)  # stopwords only: no term
+    chain = bm25.coverage("my bike chain squeaks", rows)
+    assert 0 < chain.max() < 1  # "squeaks" is in no clip

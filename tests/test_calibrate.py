@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import EXAMPLE_CORPUS, EXAMPLES
 from typer.testing import CliRunner
@@ -131,7 +132,7 @@ def test_a_malformed_questions_file_names_file_and_line_and_changes_nothing(own_
 def test_calibrate_refuses_while_a_build_holds_the_index(own_index):
     import fcntl
 
-    from clipsearch.evaluate.fitting import calibrate
+    from clipsearch.evaluate.calibrate import calibrate
 
     with open(own_index / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -161,3 +162,82 @@ def test_the_threshold_takes_the_best_f1_the_answered_rate_allows():
     assert choose_threshold(confidence, answerable, everyone, 1.0) == pytest.approx(0.25)
     # Without unanswerable questions: the highest threshold that keeps the rate.
     assert choose_threshold(confidence[:4], answerable[:4], everyone[:4], 0.75) == pytest.approx(0.7)
+
+
+def test_calibrate_prints_figures_cross_validated_by_video(own_index):
+    result = invoke("calibrate", "--index", own_index, "--queries", QUESTIONS, "--queries", OFFTOPIC, "--folds", "4")
+
+    assert result.exit_code == 0, result.output
+    assert "cross-validated by video, 4 folds" in result.output
+    cross_validated = result.output.split("cross-validated by video")[1].splitlines()
+    ranking = next(line for line in cross_validated if line.strip().startswith("ranking"))
+    abstaining = next(line for line in cross_validated if line.strip().startswith("abstention"))
+    assert "mrr@10" in ranking and "±" in ranking
+    assert "auroc" in abstaining and "f1" in abstaining
+    assert "cross-validated" not in invoke("calibrate", "--index", own_index, "--queries", QUESTIONS,
+                                           "--queries", OFFTOPIC, "--folds", "0").output
+
+
+def test_folds_keep_each_video_whole_and_deal_questions_without_one_apart():
+    from clipsearch.evaluate.crossval import group_folds
+
+    groups = ["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"] * 2 + ["e"] + [None] * 6
+
+    folds = group_folds(groups, 3)
+
+    for video in "abcde":
+        assert len({int(f) for f, g in zip(folds, groups) if g == video}) == 1
+    assert len({int(f) for f, g in zip(folds, groups) if g is not None}) == 3  # five videos over three folds
+    assert sorted(np.bincount(folds[[g is None for g in groups]], minlength=3).tolist()) == [2, 2, 2]
+    assert group_folds(groups, 3).tolist() == folds.tolist()  # seeded
+
+
+def test_cross_validated_figures_are_measured_out_of_fold(own_index):
+    from clipsearch.evaluate.crossval import cross_validate_calibration, cross_validate_fusion, group_folds
+    from clipsearch.evaluate.fitting import ranking_figures
+
+    searcher = Searcher.open(own_index, query_encoder="torch")
+    samples = collect(searcher, read_queries([QUESTIONS, OFFTOPIC]))
+    folds = group_folds([s.group for s in samples], 4)
+
+    fixed = cross_validate_fusion(samples, folds, fit=lambda _: searcher.fusion)
+    by_hand = [ranking_figures([s for s, f in zip(samples, folds) if f == fold], searcher.fusion)["mrr@10"]
+               for fold in range(4)]
+    assert fixed["mrr@10"].folds == pytest.approx(tuple(by_hand))
+    assert fixed["mrr@10"].mean == pytest.approx(np.mean(by_hand))
+    fitted = cross_validate_fusion(samples, folds)  # the grid fitted on three folds, measured on the fourth
+    assert set(fitted) == {"mrr@10", "hit@1", "recall@10"} and len(fitted["mrr@10"].folds) == 4
+    abstaining = cross_validate_calibration(samples, folds, searcher.fusion)
+    assert set(abstaining) == {"auroc", "f1", "answered_rate"}
+    assert 0.5 < abstaining["auroc"].mean <= 1.0  # off-topic questions are easy to tell apart, even out of fold
+
+
+def test_a_calibration_without_coverage_loads_and_scores_as_before():
+    old = {"form": "logistic", "intercept": -1.0, "threshold": 0.5,
+           "features": {"score": 2.0, "gap": 1.0, "question": 0.0, "passage": 0.5, "sentence": 0.5, "answer": 0.0,
+                        "mean5": 0.0}}
+    calibration = Calibration.from_dict(old)
+    parts = {"question": 0.6, "answer": 0.4, "sentence": 0.5, "passage": 0.7, "bm25": 1.0}
+
+    assert not calibration.uses_coverage
+    [confidence] = calibration.confidences([0.55], [parts])
+    assert confidence == pytest.approx(1 / (1 + np.exp(-(-1.0 + 2.0 * 0.55 + 1.0 * 0.55 + 0.5 * 0.7 + 0.5 * 0.5))))
+    assert calibration.to_dict() == old
+
+
+def test_a_search_feeds_the_calibration_the_coverage_of_each_result(own_index):
+    from clipsearch.index import bm25 as lexical
+
+    searcher = Searcher.open(own_index, query_encoder="torch")
+    assert searcher.calibration.uses_coverage  # the shipped calibration reads it
+    query = "how often should I lubricate my bike chain"
+    answer = searcher.search(query, k=3)
+
+    terms = set(lexical.tokenize([query])[0])
+    coverage = [len(terms & set(lexical.tokenize([lexical.clip_text(hit.clip)])[0])) / len(terms)
+                for hit in answer.results]
+    expected = searcher.calibration.confidences([h.score for h in answer.results], [h.scores for h in answer.results],
+                                                coverage)
+    assert [h.confidence for h in answer.results] == pytest.approx([round(c, 4) for c in expected])
+    without = searcher.calibration.confidences([h.score for h in answer.results], [h.scores for h in answer.results])
+    assert answer.results[0].confidence != pytest.approx(round(without[0], 4))  # coverage moved it

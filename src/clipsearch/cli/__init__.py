@@ -248,6 +248,9 @@ def calibrate(
         float, typer.Option(min=0.5, max=1.0, help="Share of the answerable questions the threshold keeps answered.")
     ] = 0.9,
     keep_versions: Annotated[int, typer.Option(min=1, help="Versions to keep for rollback.")] = 3,
+    folds: Annotated[
+        int, typer.Option(min=0, help="Folds of whole videos for the cross-validated figures (0 or 1: none).")
+    ] = 5,
 ) -> None:
     """Fit an index's ranking weights and "no answer" threshold on labelled questions; write them as a new version.
 
@@ -256,18 +259,20 @@ def calibrate(
     each; with fewer unanswerable ones only the threshold moves). Give it both kinds: off-topic questions, and
     questions about videos that are not in the index. Nothing is re-embedded; the new version is made current once
     verified, so a running server picks it up, and the previous one stays for rollback. The figures printed are
-    in-sample; measure on other questions with `clipsearch bench`.
+    in-sample, and cross-validated by video (--folds): the questions grouped by the video of their first relevant
+    clip, each fold measured with weights and a calibration fitted on the other folds (mean ± spread across
+    folds); trust those, and confirm on questions kept apart with `clipsearch bench`.
 
     Example usage:
 
         clipsearch calibrate --index index/example --queries examples/questions.jsonl --queries examples/offtopic.jsonl
     """
     from clipsearch.evaluate.benchmark import read_queries
-    from clipsearch.evaluate.fitting import calibrate as fit_index
+    from clipsearch.evaluate.calibrate import calibrate as fit_index
 
     try:
         done = fit_index(index, read_queries(queries), answered_rate=answered_rate, keep_versions=keep_versions,
-                         sources=queries)
+                         sources=queries, folds=folds)
     except ClipsearchError as exc:
         raise fail(exc) from None
     except ValueError as exc:
@@ -284,6 +289,10 @@ def calibrate(
     typer.echo(f"  answered rate   {done.abstention_before['answered_rate']:.3f} -> "
                f"{done.abstention_after['answered_rate']:.3f}")
     typer.echo(f"  weights {json.dumps(done.fusion.to_dict()['weights'])}, threshold {done.calibration.threshold}")
+    if done.cross_validated:
+        typer.echo(f"cross-validated by video, {done.folds} folds (mean ± spread across folds):")
+        for kind, figures in done.cross_validated.items():
+            typer.echo(f"  {kind:<11} " + "  ".join(f"{name} {figure}" for name, figure in figures.items()))
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """Fit ranking weights and the abstention calibration of one index on labelled questions.
 
-Used by ``clipsearch calibrate`` (an index and its users' questions), ``clipsearch tune`` (weights for a fine-tuned
+Used by ``clipsearch calibrate`` (:mod:`clipsearch.evaluate.calibrate`), grouped cross-validation
+(:mod:`clipsearch.evaluate.crossval`), ``clipsearch tune`` (weights for a fine-tuned
 model) and ``scripts/fit_calibration.py`` (the calibration that ships with clipsearch).
 
 - :func:`fit_fusion` searches a grid of component weights for the best MRR@10 over the answerable questions. Every
@@ -24,7 +25,6 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -51,20 +51,32 @@ class Sample:
     components: dict[str, np.ndarray]
     relevant: np.ndarray  # bool per candidate
     answerable: bool
+    #: share of the question's terms in each candidate's text (the calibration's ``coverage``), None: not measured
+    coverage: np.ndarray | None = None
+    #: the group the question belongs to for grouped cross-validation (the video of its first relevant clip)
+    group: str | None = None
 
 
-def collect(searcher, queries: Sequence, *, batch_size: int = 64) -> list[Sample]:
-    """Candidates and components of every question (``LabelledQuery``); relevant ids missing from the index are
-    dropped, and a question left with none counts as unanswerable (as in ``bench``)."""
-    row_of = {clip.id: row for row, clip in enumerate(searcher.index.clips)}
+def collect(searcher, queries: Sequence, *, batch_size: int = 64, allowed: np.ndarray | None = None,
+            groups: dict[str, str] | None = None) -> list[Sample]:
+    """Candidates and components of every question (``LabelledQuery``); relevant ids missing from the index (or
+    outside ``allowed``, clip rows standing for an index of only those) are dropped, and a question left with none
+    counts as unanswerable (as in ``bench``). ``groups``: clip id -> group (default: the clip's video id) for
+    :attr:`Sample.group`."""
+    clips = searcher.index.clips
+    row_of = {clip.id: row for row, clip in enumerate(clips)}
+    if groups is None:
+        groups = {clip.id: clip.video_id or clip.id for clip in clips}
+    inside = None if allowed is None else set(np.asarray(allowed).tolist())
     vectors = searcher.encoder.encode([q.query for q in queries], batch_size=batch_size)
     samples = []
     for query, vector in zip(queries, vectors):
-        relevant_rows = [row_of[i] for i in query.relevant if i in row_of]
-        rows, components = searcher.components(query.query, vector[None], FETCH)
+        relevant_rows = [row_of[i] for i in query.relevant if i in row_of and (inside is None or row_of[i] in inside)]
+        rows, components = searcher.components(query.query, vector[None], FETCH, allowed)
         components = {name: np.asarray(components[name], dtype=np.float64) for name in COMPONENTS}
+        group = next((groups[i] for i in query.relevant if i in groups), None)
         samples.append(Sample(query.qid, query.query, rows, components, np.isin(rows, relevant_rows),
-                              bool(relevant_rows)))
+                              bool(relevant_rows), searcher.index.bm25.coverage(query.query, rows), group))
     return samples
 
 
@@ -72,6 +84,12 @@ def mrr_at_10(samples: Sequence[Sample], fusion: Fusion) -> float:
     """Mean reciprocal rank (cut at 10) of the first relevant clip over the answerable samples, ties by clip row
     (as a search breaks them)."""
     return _Stacked(samples).mrr_at_10(fusion)
+
+
+def ranking_figures(samples: Sequence[Sample], fusion: Fusion) -> dict[str, float]:
+    """MRR@10, Hit@1 and Recall@10 (share of a question's relevant clips in its top 10) over the answerable
+    samples under ``fusion``, ties by clip row; the figures grouped cross-validation reports."""
+    return _Stacked(samples).figures(fusion)
 
 
 def fit_fusion(samples: Sequence[Sample], start: Fusion | None = None,
@@ -115,7 +133,21 @@ class _Stacked:
             for name in COMPONENTS:
                 self.components[name][i, :n] = sample.components[name]
 
+    def figures(self, fusion: Fusion) -> dict[str, float]:
+        if not len(self.valid):
+            return {"mrr@10": 0.0, "hit@1": 0.0, "recall@10": 0.0}
+        fused = np.where(self.valid, fusion.score_many(self.components), -np.inf)
+        order = np.lexsort((self.rows, -fused), axis=1)[:, :10]
+        top = np.take_along_axis(self.relevant, order, axis=1)
+        first = np.where(top.any(axis=1), np.argmax(top, axis=1) + 1, 0)
+        return {
+            "mrr@10": float(np.mean(np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0))),
+            "hit@1": float(np.mean(top[:, 0])),
+            "recall@10": float(np.mean(top.sum(axis=1) / np.maximum(self.relevant.sum(axis=1), 1))),
+        }
+
     def mrr_at_10(self, fusion: Fusion) -> float:
+        """The MRR@10 of :meth:`figures` by counting instead of sorting: the weight grid calls it 3,125 times."""
         if not len(self.valid):
             return 0.0
         fused = np.where(self.valid, fusion.score_many(self.components), -np.inf)
@@ -135,7 +167,8 @@ def top_features(samples: Sequence[Sample], fusion: Fusion) -> list[dict[str, fl
         fused = fusion.score_many(sample.components)
         order = np.lexsort((sample.rows, -fused))[:10]
         parts = [{name: _present(sample.components[name][i]) for name in COMPONENTS} for i in order]
-        features = result_features([float(fused[i]) for i in order], parts)
+        coverage = None if sample.coverage is None else [float(sample.coverage[i]) for i in order]
+        features = result_features([float(fused[i]) for i in order], parts, coverage)
         rows.append(features[0] if features else dict.fromkeys(FEATURES, 0.0))
     return rows
 
@@ -208,67 +241,3 @@ def choose_threshold(confidence: np.ndarray, answerable: np.ndarray, measured: n
 
 def _present(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
-
-
-@dataclass
-class Calibrated:
-    """What ``calibrate`` fitted and wrote: the new version and in-sample figures before and after."""
-
-    version: str
-    answerable: int
-    unanswerable: int
-    fusion: Fusion
-    calibration: Calibration
-    mrr_before: float
-    mrr_after: float
-    abstention_before: dict
-    abstention_after: dict
-
-
-def calibrate(index_dir, queries: Sequence, *, answered_rate: float = 0.9, keep_versions: int = 3,
-              sources: Sequence = ()) -> Calibrated:
-    """Fit ranking weights and the abstention calibration of an index on labelled questions and write them as a
-    new version of it (made current once verified; a serving index picks it up on its next reload).
-
-    Weights are fitted when there are at least :data:`MIN_ANSWERABLE` answerable questions; a logistic model
-    when each kind has at least :data:`MIN_PER_CLASS` questions, else only the threshold (keeping the index's
-    calibration, or the shipped default). The figures returned are in-sample: measured on the questions fitted.
-
-    Raises:
-        ValueError: no answerable question (nothing to fit on).
-    """
-    from clipsearch.index.build import derive_version
-    from clipsearch.scoring.calibration import default_calibration
-    from clipsearch.search.searcher import Searcher
-
-    searcher = Searcher.open(index_dir, query_encoder="torch")  # batches of questions: torch is at its best
-    samples = collect(searcher, queries)
-    answerable = sum(s.answerable for s in samples)
-    if not answerable:
-        raise ValueError("none of the questions names a clip of this index: nothing to calibrate on")
-    before_fusion, before_calibration = searcher.fusion, searcher.calibration
-    fusion, mrr_after = fit_fusion(samples, before_fusion)
-    calibration = fit_calibration(samples, fusion, answered_rate=answered_rate,
-                                  fallback=before_calibration or default_calibration())
-    note = {
-        "questions": len(samples), "answerable": answerable, "unanswerable": len(samples) - answerable,
-        "answered_rate": answered_rate, "query_files": [Path(s).name for s in sources],
-    }
-    index = derive_version(index_dir, fusion=fusion, calibration=calibration, note=note, keep_versions=keep_versions)
-    return Calibrated(
-        version=index.version, answerable=answerable, unanswerable=len(samples) - answerable,
-        fusion=fusion, calibration=calibration,
-        mrr_before=mrr_at_10(samples, before_fusion), mrr_after=mrr_after,
-        abstention_before=_abstention(samples, before_fusion, before_calibration),
-        abstention_after=_abstention(samples, fusion, calibration),
-    )
-
-
-def _abstention(samples: Sequence[Sample], fusion: Fusion, calibration: Calibration | None) -> dict:
-    from clipsearch.evaluate.metrics import abstention
-
-    if calibration is None:
-        answered = [True] * len(samples)
-    else:
-        answered = [calibration.confidence(f) >= calibration.threshold for f in top_features(samples, fusion)]
-    return abstention([s.answerable for s in samples], answered)

@@ -154,6 +154,24 @@ class BM25Index:
             partial = np.where(_mask(allowed, self.size), partial, np.float32(0))
         return LexicalMatch(top_positive(partial, fetch), lambda rows: self._scores_of(terms, rows), None)
 
+    def coverage(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """The share of the query's distinct terms (stemmed, stopwords left out) that occur in each of ``rows``'
+        text; a term no clip has counts as missing (0 for every row of a query with no term). Evidence that the
+        clip is about what was asked: the abstention calibration's ``coverage`` feature (issue 18)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        tokens = set(tokenize([query])[0])
+        if not tokens:
+            return np.zeros(len(rows), dtype=np.float64)
+        postings = self.retriever.scores
+        indices, indptr = postings["indices"], postings["indptr"]
+        found = np.zeros(len(rows), dtype=np.float64)
+        for term in self.retriever.get_tokens_ids(sorted(tokens)):
+            docs = indices[indptr[term] : indptr[term + 1]]
+            if len(docs):
+                at = np.minimum(np.searchsorted(docs, rows), len(docs) - 1)
+                found += docs[at] == rows
+        return found / len(tokens)
+
     def _term_ids(self, query: str) -> np.ndarray:
         tokens = tokenize([query])[0]
         return np.asarray(self.retriever.get_tokens_ids(tokens) if tokens else [], dtype=np.int64)

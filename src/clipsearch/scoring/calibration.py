@@ -2,7 +2,9 @@
 "nothing here answers that" (``answered: false``), the results still listed as the closest, not confident.
 
 The confidence is a logistic model over retrieval features of a result: its fused score, its lead over the next
-result, its component scores, and the mean fused score of the top five (how crowded the neighbourhood is). The
+result, its component scores, the mean fused score of the top five (how crowded the neighbourhood is) and, since
+issue 18, ``coverage``: the share of the question's terms (stemmed, stopwords left out) found in the result's text.
+A calibration that names no ``coverage`` (every one written before issue 18) is applied as it was. The
 default ships with clipsearch (``default_calibration.json``), fitted by ``scripts/fit_calibration.py`` on
 train-side data only: TutorialVQA train questions over an index that leaves ten videos out (their questions are the
 unanswerable side), plus our own example/seed paraphrase and off-topic sets. Its threshold keeps 90 % of the
@@ -17,7 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-FEATURES = ("score", "gap", "question", "passage", "sentence", "answer", "mean5")
+FEATURES = ("score", "gap", "question", "passage", "sentence", "answer", "mean5", "coverage")
+#: The features a calibration without ``coverage`` used (before issue 18); still loadable.
+FEATURES_V1 = FEATURES[:7]
 
 
 @dataclass(frozen=True)
@@ -42,22 +46,30 @@ class Calibration:
             raise ValueError(f"unknown calibration feature(s) {', '.join(sorted(unknown))}")
         return cls(dict(data["features"]), float(data["intercept"]), float(data["threshold"]))
 
-    def confidences(self, scores: list[float], components: list[dict[str, float | None]]) -> list[float]:
-        """Confidence of each result of one answer, given the results' fused scores (best first) and components."""
+    @property
+    def uses_coverage(self) -> bool:
+        """Whether the model reads ``coverage`` (then the caller has to measure it for each result)."""
+        return bool(self.coefficients.get("coverage"))
+
+    def confidences(self, scores: list[float], components: list[dict[str, float | None]],
+                    coverage: list[float] | None = None) -> list[float]:
+        """Confidence of each result of one answer, given the results' fused scores (best first), components and,
+        when :attr:`uses_coverage`, the share of the question's terms each result's text has."""
         out: list[float] = []
-        for features in result_features(scores, components):
+        for features in result_features(scores, components, coverage):
             # A result is never more confident than one ranked above it: people read the list top down.
             out.append(min(self.confidence(features), out[-1] if out else 1.0))
         return out
 
     def confidence(self, features: Mapping[str, float]) -> float:
         """The logistic model's confidence for one result's features (:func:`result_features`)."""
-        z = self.intercept + sum(w * features[name] for name, w in self.coefficients.items())
+        z = self.intercept + sum(w * features.get(name, 0.0) for name, w in self.coefficients.items() if w)
         return 1.0 / (1.0 + math.exp(-z))
 
 
-def result_features(scores: list[float], components: list[dict[str, float | None]]) -> list[dict[str, float]]:
-    """The calibration features (:data:`FEATURES`) of each result of one answer."""
+def result_features(scores: list[float], components: list[dict[str, float | None]],
+                    coverage: list[float] | None = None) -> list[dict[str, float]]:
+    """The calibration features (:data:`FEATURES`) of each result of one answer (``coverage`` 0 when not given)."""
     mean5 = sum(scores[:5]) / min(len(scores), 5) if scores else 0.0
     rows = []
     for i, (score, parts) in enumerate(zip(scores, components)):
@@ -70,6 +82,7 @@ def result_features(scores: list[float], components: list[dict[str, float | None
             "sentence": parts.get("sentence") or 0.0,
             "answer": parts.get("answer") or 0.0,
             "mean5": mean5,
+            "coverage": float(coverage[i]) if coverage is not None else 0.0,
         })
     return rows
 

@@ -176,7 +176,7 @@ class Searcher:
             elif group_by is None or not self._same_video(row, candidates, kept):
                 kept.append((int(at), []))
         hits = [self._hit(at, float(fused[at]), candidates, components, overlapping) for at, overlapping in kept]
-        return self._calibrated(query, hits)
+        return self._calibrated(query, hits, candidates[[at for at, _ in kept]])
 
     def _fetch(self, k: int) -> int:
         """How deep a search for ``k`` clips reads each component's own top list."""
@@ -249,11 +249,13 @@ class Searcher:
             if error is not None:
                 raise error
 
-    def _calibrated(self, query: str, hits: list[Hit]) -> Answer:
-        """Attach confidences and decide ``answered`` (see :mod:`clipsearch.scoring.calibration`)."""
+    def _calibrated(self, query: str, hits: list[Hit], rows: np.ndarray) -> Answer:
+        """Attach confidences and decide ``answered`` (see :mod:`clipsearch.scoring.calibration`); ``rows``: the
+        hits' clip rows."""
         if self.calibration is None or not hits:
             return Answer(query, bool(hits), hits)
-        confidences = self.calibration.confidences([h.score for h in hits], [h.scores for h in hits])
+        coverage = self.index.bm25.coverage(query, rows).tolist() if self.calibration.uses_coverage else None
+        confidences = self.calibration.confidences([h.score for h in hits], [h.scores for h in hits], coverage)
         hits = [replace(h, confidence=round(c, 4)) for h, c in zip(hits, confidences)]
         threshold = self.calibration.threshold
         return Answer(query, confidences[0] >= threshold, hits, round(threshold, 4))
