@@ -192,3 +192,22 @@ def test_a_derived_version_of_a_milvus_index_shares_its_collection_and_outlives_
     searcher = Searcher.open(milvus_index)
     assert searcher.fusion.paraphrase == 0.9
     assert [h.clip.id for h in searcher.search("how do I fix a flat tyre?", k=3).results] == before
+
+
+def test_an_index_call_sent_twice_keeps_the_index_the_first_made(tmp_path):
+    """pymilvus sends a call again when the connection drops under it (a long index build on a server that refuses
+    the client's keep-alive pings): the second create_index finds the index and the build goes on."""
+    from pymilvus import DataType, MilvusClient
+
+    from clipsearch.index.milvus_writer import _create_index
+
+    client = connect(str(tmp_path / "retry.db"))
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=4)
+    client.create_collection("retried", schema=schema)
+    for _ in range(2):
+        _create_index(client, "retried", "vector", metric_type="IP", index_type="FLAT", params={})
+    assert client.list_indexes("retried") == ["vector"]
+    with pytest.raises(Exception, match="field"):  # any other failure still fails the build
+        _create_index(client, "retried", "no_such_field", index_type="INVERTED")

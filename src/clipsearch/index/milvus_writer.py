@@ -109,18 +109,30 @@ def write_collection(
             for batch in _rows(kind, ns, clip_keys, table, matrix, clips):
                 client.insert(name, batch, partition_name=kind, timeout=WRITE_TIMEOUT)
         client.flush(name, timeout=WRITE_TIMEOUT)
-        params = client.prepare_index_params()
         spec = HNSW if index_type == "HNSW" else {"index_type": "FLAT", "params": {}}
-        params.add_index(field_name="vector", metric_type="IP", **spec)
+        _create_index(client, name, "vector", metric_type="IP", **spec)
         for scalar in ("clip_key", "source", "video_id"):
-            params.add_index(field_name=scalar, index_type="INVERTED")
-        client.create_index(name, params, timeout=WRITE_TIMEOUT)
+            _create_index(client, name, scalar, index_type="INVERTED")
         client.load_collection(name, timeout=WRITE_TIMEOUT)
         verify_counts(client, name, counts)
     except BaseException:
         drop_quietly(client, name)
         raise
     return info, counts, {kind: {"type": index_type.lower(), "backend": "milvus"} for kind in FIELDS}
+
+
+def _create_index(client, name: str, field: str, **spec) -> None:
+    """Index ``field`` of collection ``name``. A long index build can outlast the gRPC connection (a server that
+    refuses the client's keep-alive pings, as ``milvus-lite server`` does, closes it) and pymilvus then sends the
+    call again, which finds the index the first call made: that index is the one asked for, so it is kept."""
+    params = client.prepare_index_params()
+    params.add_index(field_name=field, **spec)
+    try:
+        client.create_index(name, params, timeout=WRITE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException; checked by what it says
+        if "already exists" not in str(exc) or field not in client.list_indexes(name, field_name=field):
+            raise
+        log.info("Milvus collection %s: the index on %s was made by an earlier try of the same call", name, field)
 
 
 def _properties(fingerprint: str, dim: int, counts: dict, written_by: str) -> dict:
