@@ -65,16 +65,10 @@ def main() -> None:
         show("ranking", "weights refitted on the other folds", cross_validate_fusion(samples, folds))
 
     # In-domain abstention: each fold's questions over an index without some of that fold's videos.
-    clips = searcher.index.clips
-    video_of_row = np.array([clip.video_id for clip in clips])
     abstaining = []
-    for draw in range(args.draws):
-        for fold in range(args.folds):
-            members = sorted(v for v, f in fold_of_video.items() if f == fold)
-            left = random.Random(100 * draw + fold).sample(members, min(args.per_fold, len(members)))
-            allowed = np.flatnonzero(~np.isin(video_of_row, left))
-            asked = [q for q, f in zip(queries, folds) if f == fold]
-            abstaining += collect(searcher, asked, allowed=allowed)
+    for allowed, asked in left_out_runs(searcher, queries, folds, fold_of_video, args.folds, args.per_fold,
+                                        args.draws):
+        abstaining += collect(searcher, asked, allowed=allowed)
     folds_abstaining = np.array([fold_of_video[s.group] for s in abstaining])
     print(f"abstention: {len(abstaining)} questions ({args.draws} draws), "
           f"{sum(not s.answerable for s in abstaining)} about videos left out", flush=True)
@@ -89,6 +83,22 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+def left_out_runs(searcher, queries: list, folds: np.ndarray, fold_of_video: dict[str, int], n_folds: int,
+                  per_fold: int, draws: int) -> list[tuple[np.ndarray, list]]:
+    """The in-domain abstention runs, (clip rows left in the index, the questions asked over them): in each
+    draw and fold, ``per_fold`` of the fold's videos (seeded by draw and fold) are left out and the fold's
+    questions asked. Also used by cv_abstention.py, so that both measure the same questions and indexes."""
+    video_of_row = np.array([clip.video_id for clip in searcher.index.clips])
+    runs = []
+    for draw in range(draws):
+        for fold in range(n_folds):
+            members = sorted(v for v, f in fold_of_video.items() if f == fold)
+            left = random.Random(100 * draw + fold).sample(members, min(per_fold, len(members)))
+            allowed = np.flatnonzero(~np.isin(video_of_row, left))
+            runs.append((allowed, [q for q, f in zip(queries, folds) if f == fold]))
+    return runs
 
 
 if __name__ == "__main__":
