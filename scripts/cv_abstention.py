@@ -42,11 +42,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from cv_tutorialvqa import left_out_runs
-from tutorialvqa import DATA_DIR, TRAIN, TutorialVQA
+from cv_tutorialvqa import left_out_runs, train_folds
+from tutorialvqa import DATA_DIR
 
-from clipsearch import Searcher, build_index
-from clipsearch.evaluate.crossval import FOLDS, Figure, cross_validate_calibration, group_folds
+from clipsearch.evaluate.crossval import FOLDS, Figure, cross_validate_calibration
 from clipsearch.evaluate.fitting import MIN_PER_CLASS, Sample, choose_threshold, collect, top_features
 from clipsearch.scoring.calibration import FEATURES, Calibration
 from clipsearch.scoring.fusion import Fusion
@@ -121,13 +120,7 @@ def cross_validate(rows: list[dict[str, float]], answerable: np.ndarray, folds: 
 def gather(args: argparse.Namespace) -> tuple[list[Sample], list[float], np.ndarray]:
     """The abstention questions' samples, each one's best raw BM25 and fold (as cv_tutorialvqa.py has
     them)."""
-    data = TutorialVQA.open(args.data)
-    build_index([data.clips_path()], args.index)
-    searcher = Searcher.open(args.index, query_encoder="torch")
-    queries = data.queries(TRAIN)
-    samples = collect(searcher, queries)
-    folds = group_folds([s.group for s in samples], args.folds)
-    fold_of_video = {s.group: int(f) for s, f in zip(samples, folds)}
+    searcher, queries, _, folds, fold_of_video = train_folds(args.data, args.index, args.folds)
     abstaining: list[Sample] = []
     best: list[float] = []
     for allowed, asked in left_out_runs(searcher, queries, folds, fold_of_video, args.folds, args.per_fold,

@@ -47,13 +47,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="file for the figures, as JSON")
     args = parser.parse_args()
 
-    data = TutorialVQA.open(args.data)
-    build_index([data.clips_path()], args.index)
-    searcher = Searcher.open(args.index, query_encoder="torch")
-    queries = data.queries(TRAIN)
-    samples = collect(searcher, queries)
-    folds = group_folds([s.group for s in samples], args.folds)
-    fold_of_video = {s.group: int(f) for s, f in zip(samples, folds)}
+    searcher, queries, samples, folds, fold_of_video = train_folds(args.data, args.index, args.folds)
     out: dict[str, dict] = {}
 
     def show(kind: str, name: str, figures: dict) -> None:
@@ -83,6 +77,20 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+def train_folds(data_dir: Path, index: Path, n_folds: int):
+    """The train questions over an index of all the clips (built or reused at ``index``): the searcher, the
+    questions, their samples (`clipsearch.evaluate.fitting.collect`), each one's fold of whole videos and the fold
+    of each video."""
+    data = TutorialVQA.open(data_dir)
+    build_index([data.clips_path()], index)
+    searcher = Searcher.open(index, query_encoder="torch")
+    queries = data.queries(TRAIN)
+    samples = collect(searcher, queries)
+    folds = group_folds([s.group for s in samples], n_folds)
+    fold_of_video = {s.group: int(f) for s, f in zip(samples, folds)}
+    return searcher, queries, samples, folds, fold_of_video
 
 
 def left_out_runs(searcher, queries: list, folds: np.ndarray, fold_of_video: dict[str, int], n_folds: int,
