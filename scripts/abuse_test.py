@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from load_test import start_server, write_corpus
+from load_test import scratch, start_server, write_corpus
 from perf.http_load import proc_rss_mb
 
 MAX_CONNECTIONS = 5000
@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from clipsearch.index.build import build_index
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="clipsearch-abuse-"))
-    work.mkdir(parents=True, exist_ok=True)
-    index, cache = work / "index", args.cache_dir or work / "cache"
-    shutil.rmtree(index, ignore_errors=True)
+    work, index, cache = scratch(args.work, args.cache_dir, "clipsearch-abuse-")
     with tempfile.TemporaryFile("w+") as log:
         try:
             build_index([write_corpus(work, 0)], index, cache_dir=cache)

@@ -131,6 +131,16 @@ def rebuilder(url: str, token: str, work: Path, index: Path, cache: Path, every:
             run.rebuild_errors.append(f"rebuild {generation}: {exc!r}")
 
 
+def scratch(work: Path | None, cache_dir: Path | None, prefix: str) -> tuple[Path, Path, Path]:
+    """The run's scratch directory (``work``, or a new temporary one named ``prefix``...), its index directory
+    (emptied) and the embedding cache (``cache_dir``, or one in the scratch directory)."""
+    work = work or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    index = work / "index"
+    shutil.rmtree(index, ignore_errors=True)
+    return work, index, cache_dir or work / "cache"
+
+
 def start_server(index: Path, cache: Path, token: str, log, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     """`clipsearch serve` of ``index`` on a free 127.0.0.1 port with an admin token, reloading only when asked;
     returns the process and its URL once it is ready."""
@@ -174,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     from clipsearch.evaluate.metrics import percentiles
     from clipsearch.index.build import build_index
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="clipsearch-load-"))
-    work.mkdir(parents=True, exist_ok=True)
-    index, cache = work / "index", args.cache_dir or work / "cache"
-    shutil.rmtree(index, ignore_errors=True)
+    work, index, cache = scratch(args.work, args.cache_dir, "clipsearch-load-")
     run = Run()
     token = secrets.token_hex(16)
     with tempfile.TemporaryFile("w+") as log:

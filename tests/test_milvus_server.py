@@ -8,50 +8,22 @@ cluster: a rebuild in another process while serving, the server going away (503 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EXAMPLE_CORPUS, EXAMPLES, LiveServer, free_port
+from conftest import EXAMPLE_CORPUS, EXAMPLES, REPO, LiveServer, free_port
 
 from clipsearch import build_index
 
-MILVUS_LITE = Path(sys.executable).with_name("milvus-lite")
-
-
-class MilvusServer:
-    """``milvus-lite server`` on a free loopback port, with its data in ``data``."""
-
-    def __init__(self, data: Path, port: int | None = None):
-        self.data, self.port = data, port or free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(MILVUS_LITE), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )
-        from pymilvus import MilvusClient
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                MilvusClient(uri=self.uri, timeout=2).list_collections()
-                return
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("milvus-lite server did not start") from None
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
+sys.path.insert(0, str(REPO / "scripts"))
+from perf.milvus_server import LocalMilvus  # noqa: E402
 
 
 @pytest.fixture
 def milvus(tmp_path):
-    server = MilvusServer(tmp_path / "milvus-data")
+    server = LocalMilvus(tmp_path / "milvus-data")
     yield server
     if server.process.poll() is None:
         server.stop()
@@ -81,7 +53,7 @@ def test_a_service_on_a_milvus_server_survives_a_rebuild_an_outage_and_a_recover
         assert down.status_code == 503, down.text
         assert down.json()["detail"][0]["type"] == "index_unavailable"
         assert milvus.uri in down.json()["detail"][0]["msg"]
-        back = MilvusServer(milvus.data, milvus.port)
+        back = LocalMilvus(milvus.data, milvus.port)
         try:
             deadline = time.monotonic() + 60
             while (again := search(server)).status_code != 200:

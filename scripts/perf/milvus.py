@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -35,40 +33,8 @@ from clipsearch.ingest.segmentation import Segmentation
 from clipsearch.scoring.fusion import Fusion
 from perf.builds import write_changed
 from perf.corpus import scale_corpus
-from perf.http_load import free_port, http_load, proc_rss_mb
-
-MILVUS_LITE = Path(sys.executable).with_name("milvus-lite")
-
-
-class LocalMilvus:
-    """``milvus-lite server`` on a free loopback port, its data in ``data`` (a development stand-in for a Milvus
-    standalone server: the same client, the same URI form)."""
-
-    def __init__(self, data: Path):
-        from pymilvus import MilvusClient
-
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(MILVUS_LITE), "server", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                MilvusClient(uri=self.uri, timeout=2).list_collections()
-                return
-            except Exception:  # noqa: BLE001 - not up yet
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("milvus-lite server did not start") from None
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(60)
-
+from perf.http_load import http_load, proc_rss_mb
+from perf.milvus_server import LocalMilvus
 
 def milvus_run(sizes: list[int], encoder: Encoder, tvqa: Path, pool: list[str], args) -> dict:
     data = args.work / "milvus-data"

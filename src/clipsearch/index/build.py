@@ -30,7 +30,7 @@ from clipsearch.index.bm25 import BM25Index
 from clipsearch.index.clip_index import ClipIndex
 from clipsearch.index.embedding_cache import EmbeddingCache
 from clipsearch.index.faiss_store import float16_vectors_file
-from clipsearch.index.integrity import MANIFEST_SHA256
+from clipsearch.index.integrity import MANIFEST_SHA256, sha256_file
 from clipsearch.index.layout import (
     BM25_DIR,
     CLIPS,
@@ -49,7 +49,6 @@ from clipsearch.index.layout import (
     prune_versions,
     publish_version,
     remove_temporaries,
-    sha256_file,
     switch_current,
     write_manifest,
 )

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from clipsearch.errors import ClipsearchError, IndexBusy, IndexCorrupt, IndexNotFound
 from clipsearch.index.integrity import check_manifest, sealed
-from clipsearch.index.integrity import sha256_file  # noqa: F401 - where the build and upsert have always taken it
 
 FORMAT_VERSION = 1
 METRIC = "inner_product"

@@ -37,10 +37,9 @@ from clipsearch.index.layout import (
     fsync_dir,
     new_version_id,
     publish_version,
-    sha256_file,
     write_manifest,
 )
-from clipsearch.index.integrity import MANIFEST_SHA256
+from clipsearch.index.integrity import MANIFEST_SHA256, sha256_file
 from clipsearch.index.milvus_writer import apply_changes
 from clipsearch.ingest.corpus import read_clips
 from clipsearch.ingest.segmentation import Segmentation

@@ -38,11 +38,10 @@ def list_versions(root: str | Path) -> list[VersionInfo]:
         IndexNotFound: ``root`` has no versions.
     """
     root = Path(root)
-    if not (root / VERSIONS).is_dir():
-        raise IndexNotFound(f"no index at {root}: {VERSIONS}/ is missing (build one with `clipsearch index build`)")
+    names = version_dirs(root)
     current = current_version_id(root)
     found = []
-    for path in sorted(p for p in (root / VERSIONS).iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for path in (root / VERSIONS / name for name in names):
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
             found.append(VersionInfo(
